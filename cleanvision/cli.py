@@ -1,0 +1,251 @@
+"""The ``cleanvision`` command: denoise, degrade, eval, push.
+
+    cleanvision denoise photo.jpg scans/ -o restored/
+    cleanvision degrade clean/ -o noisy/ --noise mixed --seed 0
+    cleanvision eval --help
+    cleanvision push runs/my-model --repo-id me/cleanvision-dncnn
+
+Under ``accelerate launch -m cleanvision.cli denoise ...`` the files are split across the
+processes (and GPUs), each output written by exactly one process.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import CleanVisionError
+from .image_io import MAX_PIXELS, READ_SUFFIXES, read_image, write_image
+
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def collect_inputs(inputs: Sequence[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """``(file, path relative to its input root)`` pairs, and error lines for unusable inputs."""
+    items: list[tuple[Path, Path]] = []
+    errors: list[str] = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            it = p.rglob("*") if recursive else p.iterdir()
+            found = sorted(f for f in it if f.is_file() and f.suffix.lower() in READ_SUFFIXES
+                           and not f.name.startswith("."))
+            if not found:
+                errors.append(f"{p}: no images in this folder ({', '.join(READ_SUFFIXES)})")
+            items += [(f, f.relative_to(p)) for f in found]
+        elif p.exists():
+            items.append((p, Path(p.name)))
+        else:
+            errors.append(f"{p}: no such file or folder")
+    return items, errors
+
+
+def _output_path(outdir: Path, rel: Path, suffix: str, ext: str) -> Path:
+    return outdir / rel.parent / f"{rel.stem}{suffix}{ext}"
+
+
+def _rng_for(seed: int, name: str) -> np.random.Generator:
+    """Per-file generator from (seed, file name): results do not depend on file order."""
+    digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
+    return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
+
+
+def _plan(args: argparse.Namespace, suffix: str, ext: str):
+    items, errors = collect_inputs(args.inputs, args.recursive)
+    outdir = Path(args.output)
+    inputs = {f.resolve() for f, _ in items}
+    jobs, seen = [], {}
+    for f, rel in items:
+        dest = _output_path(outdir, rel, suffix, ext)
+        if dest in seen:
+            errors.append(f"{f}: output {dest} would also be written for {seen[dest]}; rename one of them")
+            continue
+        seen[dest] = f
+        if dest.resolve() in inputs and not args.overwrite:
+            errors.append(f"{f}: output {dest} is one of the inputs (pass --overwrite to replace it)")
+            continue
+        jobs.append((f, dest))
+    return jobs, errors
+
+
+def _split_for_processes(jobs: list):
+    """Under ``accelerate launch`` / torchrun, give each process its share of the files."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return jobs, None
+    from accelerate import PartialState
+
+    state = PartialState()
+    with state.split_between_processes(jobs) as mine:
+        return list(mine), state
+
+
+def _run_jobs(jobs, errors, work, desc: str, state=None) -> int:
+    """Apply ``work(src, dest)`` to each job with a progress bar; print a summary; exit code."""
+    from tqdm.auto import tqdm
+
+    done = 0
+    main = state is None or state.is_main_process
+    try:
+        for src, dest in tqdm(jobs, desc=desc, unit="img", disable=not jobs or not main and state is not None,
+                              file=sys.stderr):
+            try:
+                work(src, dest)
+                done += 1
+            except CleanVisionError as e:
+                errors.append(str(e))
+            except (ValueError, OSError) as e:
+                errors.append(f"{src}: {e}")
+    except KeyboardInterrupt:
+        print(f"interrupted: {done} written, {len(jobs) - done} not processed (no partial files left)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    rank = "" if state is None else f"[process {state.process_index}] "
+    print(f"{rank}{done} written to {jobs[0][1].parent if jobs else '-'}"
+          + (f", {len(errors)} failed:" if errors else ""), file=sys.stderr)
+    for line in errors:
+        print(f"  {line}", file=sys.stderr)
+    return EXIT_FAILED if errors else 0
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    from .inference import Denoiser
+
+    jobs, errors = _plan(args, args.suffix, "." + args.format)
+    jobs, state = _split_for_processes(jobs)
+    if state is not None and state.process_index != 0:
+        errors = []  # input errors are reported once, by the main process
+    device = args.device or (str(state.device) if state is not None else None)
+    den = Denoiser.from_pretrained(args.model, revision=args.revision, device=device,
+                                   tile_size=args.tile_size, engine=args.engine)
+
+    def work(src: Path, dest: Path) -> None:
+        if dest.exists() and not args.overwrite:
+            raise CleanVisionError(f"{src}: output {dest} already exists (pass --overwrite to replace it)")
+        write_image(dest, den(read_image(src, args.max_pixels)), overwrite=args.overwrite)
+
+    return _run_jobs(jobs, errors, work, "denoise", state)
+
+
+def cmd_degrade(args: argparse.Namespace) -> int:
+    from .noise import apply_noise, parse_noise_spec, random_mixture
+
+    try:
+        spec = parse_noise_spec(args.noise)
+    except ValueError as e:
+        print(f"cleanvision degrade: {e}", file=sys.stderr)
+        return 2
+    jobs, errors = _plan(args, "_noisy", ".png")
+    manifest: dict[str, dict] = {}
+
+    def work(src: Path, dest: Path) -> None:
+        if dest.exists() and not args.overwrite:
+            raise CleanVisionError(f"{src}: output {dest} already exists (pass --overwrite to replace it)")
+        img = read_image(src, args.max_pixels)
+        colour = img[..., :-1] if img.ndim == 3 and img.shape[2] in (2, 4) else img
+        rng = _rng_for(args.seed, src.name)
+        noisy, params = random_mixture(colour, rng) if spec is None else apply_noise(colour, spec, rng)
+        if colour is not img:
+            noisy = np.concatenate([noisy if noisy.ndim == 3 else noisy[..., None], img[..., -1:]], axis=2)
+        write_image(dest, noisy, overwrite=args.overwrite)
+        manifest[str(dest.relative_to(args.output))] = {"source": str(src), "seed": args.seed,
+                                                        "noise": params}
+
+    code = _run_jobs(jobs, errors, work, "degrade")
+    if manifest:
+        path = Path(args.output) / "degradations.json"
+        old = json.loads(path.read_text()) if path.exists() else {}
+        tmp = path.with_suffix(".json.part")
+        tmp.write_text(json.dumps({**old, **manifest}, indent=1, default=list))
+        os.replace(tmp, path)
+    return code
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .hub import prepare_upload, push_to_hub
+
+    card = args.card if args.card else (Path("model_card.md") if Path("model_card.md").is_file() else None)
+    if args.dry_run:
+        for k, v in prepare_upload(args.model_dir, card).items():
+            print(f"{v} -> {args.repo_id}/{k}")
+        return 0
+    print(push_to_hub(args.model_dir, args.repo_id, card, token=args.token, private=args.private))
+    return 0
+
+
+def _add_io(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
+    p.add_argument("-r", "--recursive", action="store_true", help="also take images in sub-folders")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never done otherwise)")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                   help=f"refuse images with more pixels (default {MAX_PIXELS:,})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    ap = argparse.ArgumentParser(prog="cleanvision", description="Blind restoration of photos damaged by "
+                                 "Gaussian, salt-and-pepper, speckle and scribble noise.")
+    ap.add_argument("--version", action="version", version=f"cleanvision {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("denoise", help="restore images; writes lossless PNG/TIFF with the input's bit depth",
+                       description="Restore images. Outputs are OUTDIR/<name><suffix>.png (or .tif), "
+                       "same bit depth and channels as the input; existing files are never replaced "
+                       "without --overwrite. Exit code 1 if any input failed.")
+    _add_io(d)
+    d.add_argument("--model", default=None, help="model folder or Hub repo id (default: the shipped model, "
+                   "or $CLEANVISION_MODEL)")
+    d.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --model")
+    d.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    d.add_argument("--tile-size", type=int, default=768, help="largest tile side in px (bounds memory)")
+    d.add_argument("--engine", default="auto", choices=("auto", "reference", "fp32", "bf16"))
+    d.add_argument("--suffix", default="", help="added to each output name, e.g. _restored")
+    d.add_argument("--format", default="png", choices=("png", "tif"))
+    d.set_defaults(func=cmd_denoise)
+
+    g = sub.add_parser("degrade", help="make noisy copies of clean images (<name>_noisy.png)",
+                       description="Make noisy copies: OUTDIR/<name>_noisy.png plus degradations.json "
+                       "with the parameters drawn for each file. Reproducible from --seed and the file name.")
+    _add_io(g)
+    g.add_argument("--noise", default="mixed", help="'mixed' (1-3 random types, SPEC.md ranges) or e.g. "
+                   "gaussian=25,salt_pepper=0.05,speckle=0.04,scribble=4,thickness=3")
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=cmd_degrade)
+
+    u = sub.add_parser("push", help="upload a model folder and model card to the Hugging Face Hub")
+    u.add_argument("model_dir", help="a save_pretrained folder (config.json + model.safetensors)")
+    u.add_argument("--repo-id", required=True)
+    u.add_argument("--card", default=None, help="model card to upload as README.md (default: ./model_card.md)")
+    u.add_argument("--token", default=None)
+    u.add_argument("--private", action="store_true")
+    u.add_argument("--dry-run", action="store_true", help="check the files and card, list what would be uploaded")
+    u.set_defaults(func=cmd_push)
+
+    try:
+        from .evaluate import add_eval_parser
+    except ImportError:  # evaluation module not available
+        pass
+    else:
+        add_eval_parser(sub)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CleanVisionError as e:
+        print(f"cleanvision {args.command}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The CPU training run behind the shipped model (cleanvision/weights/default).
+# Resumable: run it again after an interruption and it continues from the last checkpoint.
+#   nice -n 19 bash scripts/train_cpu.sh runs/cpu-ffdnet12 > runs/cpu-ffdnet12.log 2>&1 &
+set -euo pipefail
+OUT=${1:-runs/cpu-ffdnet12}
+DATA=${DATA:-../shared/data/train}
+PY=${PYTHON:-python}
+exec "$PY" train_accelerate.py \
+  --train_data_dir "$DATA/CBSD432" "$DATA/Sun_Hays80" "$DATA/wikipedia-photos" \
+  --validation_fraction 0.05 --max_validation_images 24 \
+  --depth 12 --width 96 --pixel_unshuffle 2 \
+  --patch_size 64 --train_batch_size 32 --patches_per_image 64 \
+  --max_train_steps "${STEPS:-20000}" --learning_rate 1e-3 --lr_warmup_steps 300 \
+  --mixed_precision bf16 --channels_last \
+  --checkpointing_steps 500 --checkpoints_total_limit 2 --validation_steps 1000 \
+  --report_to tensorboard --resume_from_checkpoint latest \
+  --output_dir "$OUT" ${EXTRA_ARGS:-}

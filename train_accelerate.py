@@ -1,0 +1,310 @@
+#!/usr/bin/env python
+"""Train a CleanVision denoiser (DnCNN) with Hugging Face Accelerate.
+
+One script for a laptop CPU, one GPU or many:
+
+    python train_accelerate.py --train_data_dir ../shared/data/train/CBSD432 --output_dir runs/x
+    accelerate launch train_accelerate.py --dataset_name <hub imagefolder repo> --output_dir runs/x
+    ACCELERATE_USE_CPU=yes torchrun --nproc_per_node 2 train_accelerate.py ...
+
+Clean patches come from local folders (``--train_data_dir``) or a Hub dataset through
+``datasets`` (``--dataset_name``, e.g. DIV2K); the random mixture of Gaussian, salt-and-pepper,
+speckle and scribble noise is applied on the training device, so no two noisy patches repeat.
+The network learns the residual (MSE between predicted and true noise, as in the paper).
+Checkpoints (``save_state``) every ``--checkpointing_steps``; ``--resume_from_checkpoint
+latest`` continues an interrupted run at the same step. The final model is written with
+``save_pretrained`` (config.json + model.safetensors) plus ``training_info.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from cleanvision import metrics
+from cleanvision.data import FolderImages, HubImages, RandomPatches, center_crop, holdout_split, list_images
+from cleanvision.model import DnCNN
+from cleanvision.noise import BENCH_RANGES, TRAIN_RANGES, degrade_batch, random_mixture
+
+logger = get_logger(__name__)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = p.add_argument_group("data")
+    d.add_argument("--train_data_dir", nargs="+", help="local folder(s) of clean images (offline route)")
+    d.add_argument("--dataset_name", help="Hub dataset of clean images, e.g. an imagefolder repo of DIV2K")
+    d.add_argument("--dataset_config_name", default=None)
+    d.add_argument("--data_files", default=None, help="data_files for load_dataset, e.g. DIV2K_train_HR.zip")
+    d.add_argument("--image_column", default="image")
+    d.add_argument("--cache_dir", default=None, help="datasets cache folder")
+    d.add_argument("--validation_data_dir", nargs="+", help="held-out folder(s); default: a slice of the training folders")
+    d.add_argument("--validation_fraction", type=float, default=0.05,
+                   help="fraction of the training folders held out for validation when no --validation_data_dir")
+    d.add_argument("--max_validation_images", type=int, default=24)
+    d.add_argument("--validation_crop", type=int, default=256)
+    d.add_argument("--patch_size", type=int, default=64)
+    d.add_argument("--patches_per_image", type=int, default=32)
+    d.add_argument("--dataloader_num_workers", type=int, default=0)
+    m = p.add_argument_group("model")
+    m.add_argument("--channels", type=int, default=3, choices=(1, 3))
+    m.add_argument("--depth", type=int, default=17)
+    m.add_argument("--width", type=int, default=64)
+    m.add_argument("--pixel_unshuffle", type=int, default=1, help="2 = FFDNet-style half-resolution body")
+    m.add_argument("--no_batch_norm", action="store_true")
+    m.add_argument("--init_from", default=None, help="start from these weights (a save_pretrained folder)")
+    t = p.add_argument_group("optimisation")
+    t.add_argument("--output_dir", required=True)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--train_batch_size", type=int, default=16, help="per device")
+    t.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    t.add_argument("--max_train_steps", type=int, default=10000)
+    t.add_argument("--max_train_minutes", type=float, default=None,
+                   help="stop (and save) after this much wall-clock time in this invocation")
+    t.add_argument("--learning_rate", type=float, default=1e-3)
+    t.add_argument("--lr_scheduler", default="cosine", choices=("cosine", "constant"))
+    t.add_argument("--lr_warmup_steps", type=int, default=200)
+    t.add_argument("--min_lr_ratio", type=float, default=0.02)
+    t.add_argument("--adam_beta1", type=float, default=0.9)
+    t.add_argument("--adam_beta2", type=float, default=0.999)
+    t.add_argument("--adam_weight_decay", type=float, default=0.0)
+    t.add_argument("--max_grad_norm", type=float, default=1.0)
+    t.add_argument("--loss", default="mse", choices=("mse", "l1", "charbonnier"))
+    t.add_argument("--mixed_precision", default=None, choices=("no", "fp16", "bf16"),
+                   help="overrides the accelerate config")
+    t.add_argument("--channels_last", action="store_true", help="NHWC memory format (faster on CPUs and GPUs)")
+    c = p.add_argument_group("checkpoints and logging")
+    c.add_argument("--checkpointing_steps", type=int, default=500)
+    c.add_argument("--checkpoints_total_limit", type=int, default=2)
+    c.add_argument("--resume_from_checkpoint", default=None, help="a checkpoint folder or 'latest'")
+    c.add_argument("--validation_steps", type=int, default=500)
+    c.add_argument("--report_to", default="tensorboard", help="tensorboard, wandb, all or none")
+    c.add_argument("--logging_dir", default="logs")
+    c.add_argument("--push_to_hub", action="store_true")
+    c.add_argument("--hub_model_id", default=None)
+    c.add_argument("--hub_token", default=None)
+    args = p.parse_args(argv)
+    if not args.train_data_dir and not args.dataset_name:
+        p.error("give --train_data_dir (local folders) or --dataset_name (a Hub dataset)")
+    if args.push_to_hub and not args.hub_model_id:
+        p.error("--push_to_hub needs --hub_model_id")
+    return args
+
+
+def build_data(args: argparse.Namespace):
+    """Training image source and a fixed list of (clean, noisy) validation crops."""
+    if args.dataset_name:
+        train = HubImages(args.dataset_name, "train", args.image_column, args.dataset_config_name,
+                          args.data_files, args.channels, args.cache_dir)
+        val_files = list_images(args.validation_data_dir) if args.validation_data_dir else []
+    else:
+        files = list_images(args.train_data_dir)
+        if args.validation_data_dir:
+            val_files = list_images(args.validation_data_dir)
+        else:
+            files, val_files = holdout_split(files, args.validation_fraction)
+        train = FolderImages(files, args.channels)
+    val = []
+    for i, f in enumerate(val_files[: args.max_validation_images]):
+        clean = center_crop(FolderImages([f], args.channels)[0], args.validation_crop)
+        noisy, _ = random_mixture(clean, np.random.default_rng(1000 + i), BENCH_RANGES)
+        val.append((clean, noisy))
+    return train, val
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
+
+
+@torch.no_grad()
+def validate(model, val, accelerator) -> dict[str, float]:
+    """Mean PSNR/SSIM of the restored validation crops, each process taking its share."""
+    model.eval()
+    psnrs, ssims = [], []
+    with accelerator.split_between_processes(list(range(len(val)))) as mine:
+        for i in mine:
+            clean, noisy = (to_tensor(a).to(accelerator.device) for a in val[i])
+            with accelerator.autocast():
+                out = model(noisy)
+            out = torch.round(out.float().clamp(0, 1) * 255) / 255
+            psnrs.append(metrics.psnr(out, clean))
+            ssims.append(metrics.ssim(out, clean))
+    model.train()
+    if not val:
+        return {}
+    dev = accelerator.device
+    p = accelerator.gather(torch.cat(psnrs) if psnrs else torch.empty(0, device=dev))
+    s = accelerator.gather(torch.cat(ssims) if ssims else torch.empty(0, device=dev))
+    return {"val/psnr": float(p.mean()), "val/ssim": float(s.mean())}
+
+
+def lr_lambda(args: argparse.Namespace):
+    def f(step: int) -> float:
+        if step < args.lr_warmup_steps:
+            return (step + 1) / args.lr_warmup_steps
+        if args.lr_scheduler == "constant":
+            return 1.0
+        progress = min(1.0, (step - args.lr_warmup_steps) / max(1, args.max_train_steps - args.lr_warmup_steps))
+        return args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return f
+
+
+def residual_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "mse":
+        return F.mse_loss(pred, target)
+    if kind == "l1":
+        return F.l1_loss(pred, target)
+    return torch.sqrt((pred - target) ** 2 + 1e-6).mean()
+
+
+def checkpoints(output_dir: Path) -> list[Path]:
+    return sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    out = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / args.logging_dir)),
+    )
+    set_seed(args.seed, device_specific=True)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+    logger.info(f"{accelerator.num_processes} process(es) on {accelerator.device}, "
+                f"mixed precision {accelerator.mixed_precision}", main_process_only=True)
+
+    train_images, val = build_data(args)
+    patches = RandomPatches(train_images, args.patch_size, args.patches_per_image)
+    loader = DataLoader(patches, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
+                        num_workers=args.dataloader_num_workers,
+                        persistent_workers=args.dataloader_num_workers > 0)
+
+    if args.init_from:
+        model = DnCNN.from_pretrained(args.init_from)
+    else:
+        model = DnCNN(args.channels, args.depth, args.width, args.pixel_unshuffle, not args.no_batch_norm)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate,
+                                 betas=(args.adam_beta1, args.adam_beta2), weight_decay=args.adam_weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(args))
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+
+    global_step = 0
+    if args.resume_from_checkpoint:
+        path = (checkpoints(out)[-1:] or [None])[0] if args.resume_from_checkpoint == "latest" \
+            else Path(args.resume_from_checkpoint)
+        if path is None:
+            logger.info("no checkpoint to resume from; starting a new run", main_process_only=True)
+        else:
+            accelerator.load_state(str(path))
+            global_step = int(path.name.split("-")[1])
+            logger.info(f"resumed from {path} at step {global_step}", main_process_only=True)
+
+    if accelerator.is_main_process and args.report_to != "none":
+        accelerator.init_trackers("cleanvision", config={k: v for k, v in vars(args).items()
+                                                          if isinstance(v, (int, float, str, bool))})
+
+    def save_checkpoint() -> None:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process and args.checkpoints_total_limit:
+            for old in checkpoints(out)[: max(0, len(checkpoints(out)) - args.checkpoints_total_limit + 1)]:
+                shutil.rmtree(old)
+        accelerator.save_state(str(out / f"checkpoint-{global_step}"))
+
+    start, started_at = global_step, time.time()
+    info_path = out / "training_info.json"
+    prior = json.loads(info_path.read_text()) if info_path.exists() and global_step else {}
+    wall_before = prior.get("wall_seconds", 0.0)
+    bar = tqdm(total=args.max_train_steps, initial=global_step, desc="train",
+               disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+    last_val: dict[str, float] = {}
+    model.train()
+    stop = global_step >= args.max_train_steps
+    while not stop:
+        for clean in loader:
+            with accelerator.accumulate(model):
+                clean = clean.float() / 255.0
+                noisy = degrade_batch(clean, ranges=TRAIN_RANGES)
+                if args.channels_last:
+                    clean = clean.contiguous(memory_format=torch.channels_last)
+                    noisy = noisy.contiguous(memory_format=torch.channels_last)
+                with accelerator.autocast():  # forward() through DDP; its residual is the prediction
+                    pred = noisy - model(noisy)
+                loss = residual_loss(pred.float(), noisy - clean, args.loss)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            global_step += 1
+            bar.update(1)
+            logs = {"train/loss": loss.detach().item(), "train/lr": scheduler.get_last_lr()[0]}
+            if global_step % args.validation_steps == 0 or global_step == args.max_train_steps:
+                last_val = validate(model, val, accelerator)
+                logs.update(last_val)
+            bar.set_postfix(loss=f"{logs['train/loss']:.2e}", **{k[4:]: f"{v:.3f}" for k, v in last_val.items()})
+            accelerator.log(logs, step=global_step)
+            out_of_time = args.max_train_minutes is not None and \
+                time.time() - started_at > 60 * args.max_train_minutes
+            # every process must agree to stop at the same step
+            flag = torch.tensor([1.0 if out_of_time else 0.0], device=accelerator.device)
+            out_of_time = bool(accelerator.reduce(flag, "max").item())
+            if global_step % args.checkpointing_steps == 0 or out_of_time or global_step >= args.max_train_steps:
+                save_checkpoint()
+            if out_of_time or global_step >= args.max_train_steps:
+                stop = True
+                break
+    bar.close()
+
+    if not last_val or global_step % args.validation_steps:
+        last_val = validate(model, val, accelerator)
+    accelerator.wait_for_everyone()
+    info = {
+        "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
+        "steps": global_step, "steps_this_run": global_step - start,
+        "patches_seen": global_step * args.train_batch_size * args.gradient_accumulation_steps
+        * accelerator.num_processes,
+        "processes": accelerator.num_processes, "device": str(accelerator.device),
+        "hardware": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or platform.machine(),
+        "mixed_precision": accelerator.mixed_precision,
+        "wall_seconds": wall_before + time.time() - started_at,
+        "train_data": args.dataset_name or args.train_data_dir,
+        "train_images": len(train_images), "validation_images": len(val), **last_val,
+        "finished": global_step >= args.max_train_steps,
+    }
+    if accelerator.is_main_process:
+        final = accelerator.unwrap_model(model)
+        final.save_pretrained(out)
+        info_path.write_text(json.dumps(info, indent=1))
+        logger.info(f"saved model to {out}: {json.dumps(last_val)}", main_process_only=True)
+        if args.push_to_hub:
+            from cleanvision.hub import push_to_hub
+            push_to_hub(out, args.hub_model_id, token=args.hub_token)
+    accelerator.end_training()
+    return info
+
+
+if __name__ == "__main__":
+    main()
