@@ -128,7 +128,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     def work(src: Path, dest: Path) -> None:
         if dest.exists() and not args.overwrite:
             raise CleanVisionError(f"{src}: output {dest} already exists (pass --overwrite to replace it)")
-        write_image(dest, den(read_image(src, args.max_pixels)), overwrite=args.overwrite)
+        img = read_image(src, args.max_pixels)
+        if img.dtype == np.float32 and dest.suffix == ".png":
+            dest = dest.with_suffix(".tif")  # PNG cannot hold float samples; TIFF can, losslessly
+        write_image(dest, den(img), overwrite=args.overwrite)
 
     return _run_jobs(jobs, errors, work, "denoise", state)
 

@@ -47,7 +47,7 @@ def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, in
                 Image.MAX_IMAGE_PIXELS = old
             fmt, (w, h) = im.format or "?", im.size
     except UnidentifiedImageError:
-        raise ImageReadError(f"{name}: not an image file (or a format CleanVision cannot read)") from None
+        return "?", (0, 0)  # Pillow cannot parse it (e.g. float RGB TIFF): OpenCV may
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageReadError(f"{name}: unreadable image header ({e})") from None
     if w < 1 or h < 1:
@@ -74,8 +74,14 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
         # No alpha: decode again with flags that apply the EXIF orientation, keeping depth.
         oriented = cv2.imdecode(buf, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
         img = oriented if oriented is not None else img
+    if img is None and fmt == "?":
+        raise ImageReadError(f"{name}: not an image file (or a format CleanVision cannot read)")
     if img is None:
         img = _decode_with_pillow(data, name)  # e.g. palette GIFs OpenCV cannot read
+    if fmt == "?" and img.shape[0] * img.shape[1] > max_pixels:  # header was unreadable to Pillow;
+        # OpenCV's own guard (CV_IO_MAX_IMAGE_PIXELS, 1 gigapixel) bounded the decode
+        raise ImageReadError(f"{name}: {img.shape[1]}×{img.shape[0]} is over the limit of "
+                             f"{max_pixels / 1e6:.0f} megapixels")
     if img.dtype not in (np.uint8, np.uint16, np.float32):
         raise ImageReadError(f"{name}: unsupported sample type {img.dtype} (use 8/16-bit or float32)")
     if img.dtype == np.float32 and not np.isfinite(img).all():
@@ -145,20 +151,24 @@ def write_image(path: str | os.PathLike, img: np.ndarray, overwrite: bool = Fals
         if overwrite:
             os.replace(tmp, p)
         else:
-            try:
-                os.link(tmp, p)  # fails if p appeared meanwhile: never clobber
-                os.unlink(tmp)
-            except FileExistsError:
-                raise
-            except OSError:  # file systems without hard links
-                if p.exists():
-                    raise FileExistsError(p) from None
-                os.replace(tmp, p)
+            _link_new(tmp, p)
     except FileExistsError:
-        os.unlink(tmp)
         raise ImageWriteError(f"{p}: already exists (pass --overwrite to replace it)") from None
     except OSError as e:
+        raise ImageWriteError(f"{p}: cannot write ({e.strerror or e})") from None
+    finally:  # also on Ctrl-C: never leave the temporary file behind
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise ImageWriteError(f"{p}: cannot write ({e.strerror or e})") from None
     return p
+
+
+def _link_new(tmp: str, dest: Path) -> None:
+    """Move ``tmp`` to ``dest`` only if ``dest`` does not exist (atomically where links work)."""
+    try:
+        os.link(tmp, dest)  # fails if dest appeared meanwhile: never clobber
+    except FileExistsError:
+        raise
+    except OSError:  # file systems without hard links
+        if dest.exists():
+            raise FileExistsError(dest) from None
+        os.replace(tmp, dest)

@@ -59,6 +59,10 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
             layers.append(nn.ReLU(inplace=True))
         layers.append(nn.Conv2d(width, c, 3, padding=1))
         self.body = nn.Sequential(*layers)
+        # Start as the identity (predicted noise 0): training then spends no steps unlearning
+        # the large random residual a fresh BN network predicts.
+        nn.init.zeros_(layers[-1].weight)
+        nn.init.zeros_(layers[-1].bias)
 
     @property
     def receptive_radius(self) -> int:

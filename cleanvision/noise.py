@@ -157,7 +157,7 @@ def _apply(x: np.ndarray, params: dict, rng: np.random.Generator) -> tuple[np.nd
     if params.get("sigma"):
         x = _gaussian(x, params["sigma"], rng)
     if params.get("scribbles"):
-        x, drawn["scribbles"] = _scribbles(x, params["scribbles"], params.get("thickness", (1, 5)), rng)
+        x, drawn["strokes"] = _scribbles(x, params["scribbles"], params.get("thickness", (1, 5)), rng)
     if params.get("salt_pepper"):
         x = _salt_pepper(x, params["salt_pepper"], rng)
     return x, {**params, **drawn}
@@ -177,36 +177,35 @@ def apply_noise(img: np.ndarray, params: dict, rng: RngLike = None) -> tuple[np.
     return _apply(img, dict(params), as_rng(rng))
 
 
-def draw_mixture(rng: RngLike = None, ranges: NoiseRanges = BENCH_RANGES) -> dict:
-    """Draw the parameters of a random mixture: 1-3 types (by default) with random severities."""
+@_on_255_scale
+def random_mixture(img: np.ndarray, rng: RngLike = None,
+                   ranges: NoiseRanges = BENCH_RANGES) -> tuple[np.ndarray, dict]:
+    """The noise application strategy: 1-3 of the four types, random severities.
+
+    Draws in the same order as the frozen benchmark's ``make_bench.py``, so with the same
+    generator it reproduces the ``mixed`` condition exactly. Returns ``(noisy, params)``;
+    ``params`` records what was drawn (strokes included) so the result can be reproduced.
+    """
     rng = as_rng(rng)
     k = int(rng.integers(ranges.n_types[0], ranges.n_types[1] + 1))
     chosen = set(rng.choice(len(ORDER), size=k, replace=False).tolist())
-    params: dict = {}
+    x, params = img, {}
     for i, kind in enumerate(ORDER):
         if i not in chosen:
             continue
         if kind == "speckle":
             params["speckle_var"] = float(rng.uniform(*ranges.speckle_var))
+            x = _speckle(x, params["speckle_var"], rng)
         elif kind == "gaussian":
             params["sigma"] = float(rng.uniform(*ranges.sigma))
+            x = _gaussian(x, params["sigma"], rng)
         elif kind == "scribble":
             params["scribbles"] = int(rng.integers(ranges.lines[0], ranges.lines[1] + 1))
-            params["thickness"] = ranges.thickness
+            x, params["strokes"] = _scribbles(x, params["scribbles"], ranges.thickness, rng)
         else:
             params["salt_pepper"] = float(rng.uniform(*ranges.salt_pepper))
-    return params
-
-
-def random_mixture(img: np.ndarray, rng: RngLike = None,
-                   ranges: NoiseRanges = BENCH_RANGES) -> tuple[np.ndarray, dict]:
-    """The noise application strategy: 1-3 of the four types, random severities.
-
-    Returns ``(noisy, params)``; ``params`` records what was drawn so the result can be
-    described and reproduced.
-    """
-    rng = as_rng(rng)
-    return apply_noise(img, draw_mixture(rng, ranges), rng)
+            x = _salt_pepper(x, params["salt_pepper"], rng)
+    return x, params
 
 
 def parse_noise_spec(spec: str) -> dict | None:
@@ -272,14 +271,34 @@ def degrade_batch(clean, generator=None, ranges: NoiseRanges = TRAIN_RANGES):
     x = x + torch.randn(x.shape, device=dev, generator=g) * col(sigma)
     x = x.clamp(0.0, 1.0)
 
-    # Strokes: up to lines[1] segments per image, the first n of them used.
+    nmax = ranges.lines[1]
+    if nmax > 0:
+        x = _strokes_batch(x, on[:, 2], ranges, g)
+
+    amount = uniform(*ranges.salt_pepper, b) * on[:, 3]
+    hit = rand(b, 1, h, w) < col(amount)
+    salt = (rand(b, 1, h, w) < 0.5).to(x.dtype)
+    x = torch.where(hit, salt, x)
+    return torch.round(x * 255.0) / 255.0
+
+
+def _strokes_batch(x, on, ranges: NoiseRanges, g):
+    """Black strokes on the images where ``on`` is 1: up to lines[1] segments, the first n used."""
+    import torch
+
+    b, _, h, w = x.shape
+    dev = x.device
+
+    def rand(*shape):
+        return torch.rand(*shape, device=dev, generator=g)
+
     nmax = ranges.lines[1]
     n = torch.randint(ranges.lines[0], nmax + 1, (b, 1), device=dev, generator=g)
-    used = (torch.arange(nmax, device=dev).view(1, nmax) < n).float() * on[:, 2:3]
+    used = (torch.arange(nmax, device=dev).view(1, nmax) < n).float() * on.view(b, 1)
     diag = float(np.hypot(h, w))
     x0, y0 = rand(b, nmax) * w, rand(b, nmax) * h
     angle = rand(b, nmax) * np.pi
-    length = uniform(0.2, 1.2, b, nmax) * diag
+    length = (0.2 + rand(b, nmax)) * diag
     thick = torch.randint(ranges.thickness[0], ranges.thickness[1] + 1, (b, nmax),
                           device=dev, generator=g).float()
     dx, dy = torch.cos(angle) * length, torch.sin(angle) * length
@@ -289,10 +308,4 @@ def degrade_batch(clean, generator=None, ranges: NoiseRanges = TRAIN_RANGES):
     t = (((xs - e(x0)) * e(dx) + (ys - e(y0)) * e(dy)) / e(length * length)).clamp(0.0, 1.0)
     dist2 = (xs - e(x0) - t * e(dx)) ** 2 + (ys - e(y0) - t * e(dy)) ** 2
     inked = ((dist2 <= (e(thick) / 2) ** 2).float() * e(used)).amax(dim=1, keepdim=True)
-    x = x * (1.0 - inked)
-
-    amount = uniform(*ranges.salt_pepper, b) * on[:, 3]
-    hit = rand(b, 1, h, w) < col(amount)
-    salt = (rand(b, 1, h, w) < 0.5).to(x.dtype)
-    x = torch.where(hit, salt, x)
-    return torch.round(x * 255.0) / 255.0
+    return x * (1.0 - inked)

@@ -1,0 +1,56 @@
+"""Shared fixtures: real photos from scikit-image and from ../shared/data, the shipped model."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage import data
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CBSD68 = SHARED / "data" / "CBSD68"
+BENCH_SCRIPT = SHARED / "bench" / "make_bench.py"
+
+
+def require(path: Path) -> Path:
+    """Shared data is part of the test environment (CI has it); missing means a broken setup."""
+    assert path.exists(), f"{path} is missing: the tests need ../shared beside the checkout"
+    return path
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def coffee() -> np.ndarray:
+    return data.coffee()
+
+
+@pytest.fixture(scope="session")
+def camera() -> np.ndarray:
+    return data.camera()
+
+
+@pytest.fixture(scope="session")
+def cbsd68_files() -> list[Path]:
+    return sorted(require(CBSD68).glob("*.png"))
+
+
+@pytest.fixture(scope="session")
+def make_bench():
+    """The frozen benchmark generator, imported from ../shared/bench."""
+    spec = importlib.util.spec_from_file_location("make_bench", require(BENCH_SCRIPT))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def shipped():
+    from cleanvision import Denoiser
+
+    return Denoiser.from_pretrained()

@@ -1,0 +1,180 @@
+"""The cleanvision command: denoise and degrade on real files, bad inputs, no silent overwrites."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cleanvision.cli import main
+from cleanvision.image_io import read_image, write_image
+from cleanvision.metrics import psnr_uint8
+from cleanvision.noise import add_gaussian_noise
+
+from corpus import build
+
+
+@pytest.fixture()
+def noisy_dir(tmp_path, astronaut):
+    d = tmp_path / "in"
+    write_image(d / "astronaut.png", add_gaussian_noise(astronaut, 25, rng=0))
+    return d
+
+
+def test_denoise_raises_psnr_and_keeps_going_past_bad_files(tmp_path, noisy_dir, astronaut, capsys):
+    """Acceptance (issue 2): +5 dB on astronaut σ=25; bad files named, others still processed."""
+    (noisy_dir / "notes.png").write_text("not an image")
+    (noisy_dir / "empty.png").write_bytes(b"")
+    good = (noisy_dir / "astronaut.png").read_bytes()
+    (noisy_dir / "truncated.png").write_bytes(good[: len(good) // 3])
+    empty_folder = tmp_path / "nothing"
+    empty_folder.mkdir()
+    out = tmp_path / "out"
+    code = main(["denoise", str(noisy_dir), str(empty_folder), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    restored = read_image(out / "astronaut.png")
+    noisy = read_image(noisy_dir / "astronaut.png")
+    assert psnr_uint8(astronaut, restored) >= psnr_uint8(astronaut, noisy) + 5
+    failures = [l.strip() for l in err.splitlines() if l.startswith("  ")]
+    assert len(failures) == 4
+    for name in ("notes.png", "empty.png", "truncated.png", "nothing"):
+        assert sum(name in l for l in failures) == 1, err
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut.png"]
+
+
+def test_denoise_never_overwrites(tmp_path, noisy_dir, capsys):
+    out = tmp_path / "out"
+    assert main(["denoise", str(noisy_dir), "-o", str(out)]) == 0
+    first = (out / "astronaut.png").read_bytes()
+    write_image(out / "astronaut.png", np.zeros((4, 4), np.uint8), overwrite=True)
+    assert main(["denoise", str(noisy_dir), "-o", str(out)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert read_image(out / "astronaut.png").shape == (4, 4)
+    assert main(["denoise", str(noisy_dir), "-o", str(out), "--overwrite"]) == 0
+    assert (out / "astronaut.png").read_bytes() == first
+    # the output folder is the input folder: refuse to replace the input
+    assert main(["denoise", str(noisy_dir / "astronaut.png"), "-o", str(noisy_dir)]) == 1
+    assert "is one of the inputs" in capsys.readouterr().err
+
+
+def test_denoise_keeps_bit_depth_alpha_and_odd_files(tmp_path, capsys):
+    cases = build(tmp_path / "corpus")
+    out = tmp_path / "out"
+    code = main(["denoise", str(tmp_path / "corpus"), "-o", str(out), "--suffix", "_restored"])
+    err = capsys.readouterr().err
+    assert code == 1
+    for c in cases:
+        dest = out / f"{Path(c.name).stem if c.name != 'non-utf8 name' else c.path.stem}_restored.png"
+        if c.error:
+            assert not dest.exists() and c.path.name in err
+        else:
+            if c.dtype is np.float32:  # PNG cannot hold floats: written as TIFF instead
+                dest = dest.with_suffix(".tif")
+            img = read_image(dest)
+            assert img.shape == c.shape and img.dtype == c.dtype, c.name
+    assert f"{sum(1 for c in cases if c.error)} failed" in err
+    src = read_image(tmp_path / "corpus" / "rgba.png")
+    assert np.array_equal(read_image(out / "rgba_restored.png")[..., 3], src[..., 3])
+
+
+def test_float_tiff_roundtrip(tmp_path):
+    img = (np.random.default_rng(0).random((40, 50, 3)) * 0.5 + 0.25).astype(np.float32)
+    write_image(tmp_path / "in" / "f.tif", img)
+    assert main(["denoise", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--format", "tif"]) == 0
+    out = read_image(tmp_path / "out" / "f.tif")
+    assert out.dtype == np.float32 and out.shape == img.shape
+
+
+def test_degrade_is_reproducible_and_records_parameters(tmp_path, astronaut, capsys):
+    write_image(tmp_path / "clean" / "0001.png", astronaut)
+    write_image(tmp_path / "clean" / "0002.png", astronaut[::2, ::2])
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["degrade", str(tmp_path / "clean"), "-o", str(a), "--seed", "3"]) == 0
+    assert main(["degrade", str(tmp_path / "clean" / "0002.png"), str(tmp_path / "clean" / "0001.png"),
+                 "-o", str(b), "--seed", "3"]) == 0
+    for name in ("0001_noisy.png", "0002_noisy.png"):  # DIV2K_Noisy naming, independent of order
+        assert np.array_equal(read_image(a / name), read_image(b / name))
+    manifest = json.loads((a / "degradations.json").read_text())
+    assert set(manifest) == {"0001_noisy.png", "0002_noisy.png"}
+    assert 1 <= len(set(manifest["0001_noisy.png"]["noise"]) & {"sigma", "salt_pepper", "speckle_var", "scribbles"}) <= 3
+    c = tmp_path / "c"
+    assert main(["degrade", str(tmp_path / "clean"), "-o", str(c), "--noise", "gaussian=25", "--seed", "3"]) == 0
+    diff = read_image(c / "0001_noisy.png").astype(float) - astronaut
+    unclipped = (astronaut > 80) & (astronaut < 175)
+    assert abs(diff[unclipped].std() - 25) < 1.0
+    assert main(["degrade", str(tmp_path / "clean"), "-o", str(c), "--noise", "gaussian=25"]) == 1
+    assert main(["degrade", str(tmp_path / "clean"), "-o", str(c), "--noise", "blur=3"]) == 2
+    assert "bad noise spec" in capsys.readouterr().err
+
+
+def test_console_script_and_help():
+    exe = Path(sys.executable).with_name("cleanvision")
+    assert exe.exists(), "the cleanvision console script is not installed (pip install -e .)"
+    for cmd in ([], ["denoise"], ["degrade"], ["push"]):
+        r = subprocess.run([str(exe), *cmd, "--help"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "usage: cleanvision" in r.stdout
+
+
+def test_push_dry_run_checks_the_card(tmp_path, capsys):
+    from cleanvision import DnCNN
+
+    DnCNN(depth=3, width=4).save_pretrained(tmp_path / "m")
+    card = Path(__file__).resolve().parents[1] / "model_card.md"
+    assert main(["push", str(tmp_path / "m"), "--repo-id", "me/x", "--card", str(card), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "me/x/README.md" in out and "me/x/model.safetensors" in out
+    assert main(["push", str(tmp_path / "nowhere"), "--repo-id", "me/x", "--dry-run"]) == 1
+
+
+def test_push_uploads_one_commit(tmp_path):
+    """Everything up to the network call: the files and the commit the Hub API would receive."""
+    from cleanvision import DnCNN
+    from cleanvision.hub import push_to_hub
+
+    DnCNN(depth=3, width=4).save_pretrained(tmp_path / "m")
+    calls = {}
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kw):
+            calls["repo"] = (repo_id, kw)
+
+        def create_commit(self, repo_id, operations, **kw):
+            calls["files"] = sorted(op.path_in_repo for op in operations)
+            return type("Info", (), {"commit_url": f"https://hub/{repo_id}/commit/1"})()
+
+    card = Path(__file__).resolve().parents[1] / "model_card.md"
+    url = push_to_hub(tmp_path / "m", "me/x", card, api=FakeApi())
+    assert url.endswith("me/x/commit/1") and calls["repo"][0] == "me/x"
+    assert calls["files"] == ["README.md", "config.json", "model.safetensors"]
+
+
+def test_interrupted_folder_leaves_no_partial_files(tmp_path, astronaut):
+    """Ctrl-C in the middle of a folder: finished files stay whole, nothing half-written."""
+    src = tmp_path / "in"
+    for i in range(6):
+        write_image(src / f"{i}.png", add_gaussian_noise(astronaut, 20, i))
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "cleanvision.cli", "denoise", str(src), "-o", str(out)],
+                         stderr=subprocess.PIPE, text=True, env=env)
+    import signal
+    import time
+
+    deadline = time.time() + 120
+    while not (out.exists() and any(out.glob("*.png"))) and time.time() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "interrupted" in err
+    written = list(out.iterdir())
+    assert 1 <= len(written) < 6 and all(f.suffix == ".png" for f in written)
+    for f in written:
+        assert read_image(f).shape == astronaut.shape
+    shutil.rmtree(out)

@@ -1,0 +1,97 @@
+"""Denoiser: shapes, dtypes, alpha, tiling equals one pass, grey/colour mismatch, shipped quality."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cleanvision import Denoiser, DnCNN, WeightsError
+from cleanvision.metrics import psnr_uint8
+from cleanvision.noise import add_gaussian_noise
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    return lambda scale=2, channels=3: Denoiser(DnCNN(channels, depth=5, width=16, pixel_unshuffle=scale),
+                                                tile_size=256)
+
+
+def test_shipped_model_restores_astronaut(shipped, astronaut):
+    """Acceptance (issue 2): Gaussian σ=25 on astronaut, restored PSNR ≥ noisy + 5 dB."""
+    noisy = add_gaussian_noise(astronaut, 25, rng=0)
+    out = shipped(noisy)
+    assert out.shape == astronaut.shape and out.dtype == np.uint8
+    assert psnr_uint8(astronaut, out) >= psnr_uint8(astronaut, noisy) + 5
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_tiled_equals_one_pass(scale, astronaut):
+    """1000×700 with tiles of 256 equals the one-pass result (float, within 1e-4)."""
+    torch.manual_seed(0)
+    model = DnCNN(depth=6, width=16, pixel_unshuffle=scale)
+    img = np.tile(astronaut, (2, 2, 1))[:700, :1000].astype(np.float32) / 255
+    img = add_gaussian_noise(img, 20, 0)
+    tiled = Denoiser(model, tile_size=256, engine="fp32")
+    whole = Denoiser(model, tile_size=4096, engine="fp32")
+    calls = []
+    a = tiled(img, progress=lambda i, n: calls.append((i, n)))
+    b = whole(img)
+    assert len(calls) == 12 and calls[-1] == (12, 12)  # 3 rows × 4 columns of tiles
+    assert np.abs(a - b).max() < 1e-4
+
+
+def test_fast_engine_matches_reference(astronaut):
+    torch.manual_seed(0)
+    net = DnCNN(depth=6, width=16, pixel_unshuffle=2)
+    net.train()
+    net(torch.rand(4, 3, 32, 32))  # non-trivial BatchNorm statistics
+    state = net.state_dict()
+    ref_net, fast_net = DnCNN(depth=6, width=16, pixel_unshuffle=2), DnCNN(depth=6, width=16, pixel_unshuffle=2)
+    ref_net.load_state_dict(state)
+    fast_net.load_state_dict(state)
+    img = astronaut.astype(np.float32) / 255
+    a = Denoiser(ref_net, engine="reference")(img)
+    b = Denoiser(fast_net, engine="fp32")(img)
+    assert np.abs(a - b).max() < 1e-4
+
+
+def test_dtypes_shapes_and_alpha(small, astronaut):
+    den = small()
+    rgba = np.dstack([astronaut[:99, :77], np.arange(99 * 77).reshape(99, 77) % 251]).astype(np.uint8)
+    out = den(rgba)
+    assert out.shape == rgba.shape and np.array_equal(out[..., 3], rgba[..., 3])  # alpha exactly kept
+    grey16 = astronaut[:64, :80, 1].astype(np.uint16) * 257
+    out16 = den(grey16)
+    assert out16.shape == grey16.shape and out16.dtype == np.uint16
+    assert len(np.unique(out16 % 257)) > 1  # real 16-bit values, not an 8-bit image scaled up
+    for img in (astronaut[:40, :40, :1], astronaut[:40, :40].astype(np.float64) / 255,
+                np.dstack([astronaut[:40, :40, 0]] * 2)):
+        o = den(img)
+        assert o.shape == img.shape and o.dtype == img.dtype
+
+
+def test_grey_input_colour_model_and_back(small, camera, astronaut):
+    colour_model, grey_model = small(channels=3), small(channels=1)
+    g = colour_model(camera[:64, :64])
+    assert g.shape == (64, 64)
+    c = grey_model(astronaut[:64, :64])
+    assert c.shape == (64, 64, 3)
+    # each channel of a colour image through a grey model = that channel alone
+    assert np.array_equal(c[..., 1], grey_model(astronaut[:64, :64, 1]))
+
+
+def test_bad_arrays_and_models(small, tmp_path):
+    den = small()
+    with pytest.raises(ValueError, match="NaN"):
+        den(np.full((8, 8), np.nan, np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        den(np.zeros((8, 8, 5), np.uint8))
+    with pytest.raises(ValueError, match="dtype"):
+        den(np.zeros((8, 8), np.int32))
+    with pytest.raises(WeightsError, match="no such model folder"):
+        Denoiser.from_pretrained(tmp_path / "nope")
+    with pytest.raises(WeightsError, match="config.json"):
+        Denoiser.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="engine"):
+        Denoiser(DnCNN(depth=3, width=4), engine="turbo")
