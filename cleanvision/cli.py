@@ -11,7 +11,6 @@ processes (and GPUs), each output written by exactly one process.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -49,12 +48,6 @@ def collect_inputs(inputs: Sequence[str], recursive: bool) -> tuple[list[tuple[P
 
 def _output_path(outdir: Path, rel: Path, suffix: str, ext: str) -> Path:
     return outdir / rel.parent / f"{rel.stem}{suffix}{ext}"
-
-
-def _rng_for(seed: int, name: str) -> np.random.Generator:
-    """Per-file generator from (seed, file name): results do not depend on file order."""
-    digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
-    return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
 
 
 def _plan(args: argparse.Namespace, suffix: str, ext: str):
@@ -137,7 +130,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:
-    from .noise import apply_noise, parse_noise_spec, random_mixture
+    from .noise import apply_noise, bench_rng, parse_noise_spec, random_mixture
 
     try:
         spec = parse_noise_spec(args.noise)
@@ -152,8 +145,12 @@ def cmd_degrade(args: argparse.Namespace) -> int:
             raise CleanVisionError(f"{src}: output {dest} already exists (pass --overwrite to replace it)")
         img = read_image(src, args.max_pixels)
         colour = img[..., :-1] if img.ndim == 3 and img.shape[2] in (2, 4) else img
-        rng = _rng_for(args.seed, src.name)
-        noisy, params = random_mixture(colour, rng) if spec is None else apply_noise(colour, spec, rng)
+        # per file from (seed, noise, file name): independent of file order, and for
+        # ``--noise mixed`` the same generator as the frozen benchmark's make_bench.py
+        rng = bench_rng(args.seed, args.noise.strip(), src.name)
+        bgr = colour[..., ::-1] if colour.ndim == 3 else colour  # the benchmark draws in OpenCV's order
+        noisy, params = random_mixture(bgr, rng) if spec is None else apply_noise(bgr, spec, rng)
+        noisy = noisy[..., ::-1] if noisy.ndim == 3 else noisy
         if colour is not img:
             noisy = np.concatenate([noisy if noisy.ndim == 3 else noisy[..., None], img[..., -1:]], axis=2)
         write_image(dest, noisy, overwrite=args.overwrite)
@@ -231,6 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--private", action="store_true")
     u.add_argument("--dry-run", action="store_true", help="check the files and card, list what would be uploaded")
     u.set_defaults(func=cmd_push)
+
+    from .speed import add_arguments as add_bench_arguments
+    from .speed import main_from_args as bench_main
+
+    b = sub.add_parser("bench", help="speed benchmark: engines vs the reference path and OpenCV NLM",
+                       description="Time the reference path, the fast engines and OpenCV non-local means on "
+                       "the same image at several sizes; write a JSON and a markdown table.")
+    add_bench_arguments(b)
+    b.set_defaults(func=bench_main)
 
     try:
         from .evaluate import add_eval_parser

@@ -46,6 +46,18 @@ TRAIN_RANGES = NoiseRanges(sigma=(0.0, 55.0), salt_pepper=(0.0, 0.2), speckle_va
                            lines=(1, 6), thickness=(1, 5), n_types=(1, 4))
 
 
+def bench_rng(seed: int, condition: str, name: str) -> np.random.Generator:
+    """The frozen benchmark's generator for (seed, condition, file name), as ``make_bench.py`` makes it.
+
+    ``random_mixture(img, bench_rng(0, "mixed", name))`` reproduces the benchmark's ``mixed``
+    image of that file bit for bit.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}/{condition}/{name}".encode()).digest()
+    return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
+
+
 def as_rng(rng: RngLike) -> np.random.Generator:
     """Accept a seed, a Generator, or None (fresh entropy)."""
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)

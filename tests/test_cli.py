@@ -91,7 +91,7 @@ def test_float_tiff_roundtrip(tmp_path):
     assert out.dtype == np.float32 and out.shape == img.shape
 
 
-def test_degrade_is_reproducible_and_records_parameters(tmp_path, astronaut, capsys):
+def test_degrade_is_reproducible_and_records_parameters(tmp_path, astronaut, capsys, make_bench):
     write_image(tmp_path / "clean" / "0001.png", astronaut)
     write_image(tmp_path / "clean" / "0002.png", astronaut[::2, ::2])
     a, b = tmp_path / "a", tmp_path / "b"
@@ -101,6 +101,12 @@ def test_degrade_is_reproducible_and_records_parameters(tmp_path, astronaut, cap
     for name in ("0001_noisy.png", "0002_noisy.png"):  # DIV2K_Noisy naming, independent of order
         assert np.array_equal(read_image(a / name), read_image(b / name))
     manifest = json.loads((a / "degradations.json").read_text())
+    # --noise mixed with seed 0 makes exactly the frozen benchmark's "mixed" images
+    d = tmp_path / "d"
+    write_image(tmp_path / "d_in" / "0003.png", astronaut)  # its draw has Gaussian and speckle noise
+    assert main(["degrade", str(tmp_path / "d_in"), "-o", str(d)]) == 0
+    bench = make_bench.degrade(astronaut[..., ::-1], "mixed", make_bench.rng_for(0, "mixed", "0003.png"))[0]
+    assert np.array_equal(read_image(d / "0003_noisy.png"), bench[..., ::-1])
     assert set(manifest) == {"0001_noisy.png", "0002_noisy.png"}
     assert 1 <= len(set(manifest["0001_noisy.png"]["noise"]) & {"sigma", "salt_pepper", "speckle_var", "scribbles"}) <= 3
     c = tmp_path / "c"

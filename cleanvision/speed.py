@@ -1,0 +1,196 @@
+"""Speed benchmark: the reference path against the fast engines and OpenCV NLM, on one machine.
+
+    cleanvision bench [--sizes 512x512,2040x1080,3840x2160] [--engines reference,fp32,bf16]
+
+For each size the same noisy image (scikit-image's astronaut, resized, Gaussian σ = 25) is
+restored by each engine in a fresh process, which reports model load time, first-call time,
+the median of ``--repeats`` timed calls and its peak resident memory. The machine's own
+matrix-multiply peak (fp32 and bf16) is measured in the same run, so achieved GFLOP/s can be
+read against what these cores can do. Ratios (engine / reference) come from one run on one
+machine; that is what the README reports.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_SIZES = "512x512,2040x1080,3840x2160"
+
+
+def test_image(width: int, height: int) -> np.ndarray:
+    """The benchmark input: astronaut resized to ``width×height`` plus Gaussian σ = 25 (fixed seed)."""
+    import cv2
+    from skimage import data
+
+    from .noise import add_gaussian_noise
+
+    img = cv2.resize(data.astronaut(), (width, height), interpolation=cv2.INTER_CUBIC)
+    return add_gaussian_noise(img, 25, rng=0)
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def _time_engine(model: str | None, engine: str, width: int, height: int, repeats: int,
+                 tile_size: int, queue) -> None:
+    """Child process: load, warm up, time; report through ``queue``."""
+    from .inference import Denoiser
+
+    img = test_image(width, height)
+    base = _peak_rss_mb()
+    t0 = time.perf_counter()
+    den = Denoiser.from_pretrained(model, engine=engine, tile_size=tile_size)
+    load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    den(img)
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        den(img)
+        times.append(time.perf_counter() - t0)
+    queue.put({"engine": engine, "load_s": load, "first_call_s": first, "median_s": statistics.median(times),
+               "times_s": times, "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": base,
+               "flops_per_pixel": den.model.flops_per_pixel})
+
+
+def _time_nlm(width: int, height: int, repeats: int, queue) -> None:
+    import cv2
+
+    img = cv2.cvtColor(test_image(width, height), cv2.COLOR_RGB2BGR)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        cv2.fastNlMeansDenoisingColored(img, None, 10, 10, 7, 21)
+        times.append(time.perf_counter() - t0)
+    queue.put({"engine": "opencv-nlm", "median_s": statistics.median(times), "times_s": times,
+               "peak_rss_mb": _peak_rss_mb()})
+
+
+def _in_child(target, *args) -> dict:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, q))
+    p.start()
+    result = q.get()
+    p.join()
+    return result
+
+
+def matmul_peak_gflops(dtype: str, n: int = 2048, repeats: int = 5) -> float:
+    """Best-of-``repeats`` GFLOP/s of an ``n×n`` matrix multiply on this machine's CPU."""
+    import torch
+
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], repeats: int,
+        tile_size: int, nlm: bool = True) -> dict:
+    import os
+
+    import torch
+    from tqdm.auto import tqdm
+
+    report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                          "torch": torch.__version__},
+              "peak_gflops": {d: matmul_peak_gflops(d) for d in ("fp32", "bf16")},
+              "model": model or "shipped", "tile_size": tile_size, "repeats": repeats, "results": []}
+    jobs = [(w, h, e) for (w, h) in sizes for e in engines + (["opencv-nlm"] if nlm else [])]
+    for w, h, e in tqdm(jobs, desc="bench", unit="run"):
+        if e == "opencv-nlm":
+            r = _in_child(_time_nlm, w, h, max(1, repeats // 2))
+        else:
+            r = _in_child(_time_engine, model, e, w, h, repeats, tile_size)
+        r.update(width=w, height=h, megapixels=w * h / 1e6, mp_per_s=w * h / 1e6 / r["median_s"])
+        if "flops_per_pixel" in r:
+            r["gflops"] = r["flops_per_pixel"] * w * h / r["median_s"] / 1e9
+        report["results"].append(r)
+    for r in report["results"]:
+        ref = next((x for x in report["results"] if x["engine"] == "reference"
+                    and (x["width"], x["height"]) == (r["width"], r["height"])), None)
+        if ref:
+            r["speedup_vs_reference"] = ref["median_s"] / r["median_s"]
+    return report
+
+
+def markdown(report: dict) -> str:
+    m, peak = report["machine"], report["peak_gflops"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads); "
+             f"measured matmul peak {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} GFLOP/s bf16. "
+             f"Model: {report['model']}, tile {report['tile_size']}, median of {report['repeats']} runs.",
+             "",
+             "| size | engine | median s | MP/s | × reference | GFLOP/s | load s | first call s | peak RSS MB |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in report["results"]:
+        lines.append(f"| {r['width']}×{r['height']} | {r['engine']} | {r['median_s']:.3f} | {r['mp_per_s']:.2f} | "
+                     f"{r.get('speedup_vs_reference', float('nan')):.2f} | {r.get('gflops', float('nan')):.0f} | "
+                     f"{r.get('load_s', float('nan')):.2f} | {r.get('first_call_s', float('nan')):.2f} | "
+                     f"{r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines).replace("| nan |", "| – |").replace(" nan |", " – |")
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    try:
+        return [tuple(int(v) for v in s.lower().split("x")) for s in text.split(",")]  # type: ignore[misc]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes look like 512x512,2040x1080, got {text!r}") from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="model folder or Hub repo id (default: shipped)")
+    p.add_argument("--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES), help=f"default {DEFAULT_SIZES}")
+    p.add_argument("--engines", default="reference,fp32,bf16", help="comma-separated: reference, fp32, bf16, auto")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--tile-size", type=int, default=768)
+    p.add_argument("--no-nlm", action="store_true", help="skip OpenCV non-local means")
+    p.add_argument("--out", default="docs/bench/speed", help="writes OUT.json and OUT.md")
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    report = run(args.model, args.sizes, args.engines.split(","), args.repeats, args.tile_size, not args.no_nlm)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    md = markdown(report)
+    out.with_suffix(".md").write_text(md + "\n")
+    print(md)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="cleanvision bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return main_from_args(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
