@@ -39,7 +39,7 @@ def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, in
         raise ImageReadError(f"{name}: empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # bomb and corrupt-EXIF warnings: we raise our own errors
             old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # we apply our own limit
             try:
                 im = Image.open(io.BytesIO(data))
