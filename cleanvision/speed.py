@@ -141,6 +141,35 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
     return report
 
 
+def engine_quality(model: str | None, clean_dir: str | Path, engines: list[str], limit: int | None = None) -> dict:
+    """Mean PSNR per engine on the benchmark's ``mixed`` condition of ``clean_dir``.
+
+    The noisy images are rebuilt bit for bit as ``make_bench.py`` makes them (same generator,
+    same OpenCV channel order), so this is the frozen benchmark without its files.
+    """
+    import cv2
+    from tqdm.auto import tqdm
+
+    from .inference import Denoiser
+    from .metrics import psnr_uint8
+    from .noise import bench_rng, random_mixture
+
+    files = sorted(p for p in Path(clean_dir).iterdir() if p.suffix.lower() in (".png", ".jpg", ".bmp", ".tif"))
+    files = files[:limit] if limit else files
+    pairs = []
+    for f in files:
+        bgr = cv2.imread(str(f))
+        noisy = random_mixture(bgr, bench_rng(0, "mixed", f.name))[0]
+        pairs.append((bgr[..., ::-1], np.ascontiguousarray(noisy[..., ::-1])))
+    out = {}
+    for e in engines:
+        den = Denoiser.from_pretrained(model, engine=e)
+        out[e] = float(np.mean([psnr_uint8(c, den(n)) for c, n in tqdm(pairs, desc=f"quality {e}", leave=False)]))
+    if "reference" in out:
+        out = {e: {"psnr": v, "delta_vs_reference": v - out["reference"]} for e, v in out.items()}
+    return {"data": str(clean_dir), "condition": "mixed", "images": len(files), "engines": out}
+
+
 def markdown(report: dict) -> str:
     m, peak = report["machine"], report["peak_gflops"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads); "
@@ -154,6 +183,11 @@ def markdown(report: dict) -> str:
                      f"{r.get('speedup_vs_reference', float('nan')):.2f} | {r.get('gflops', float('nan')):.0f} | "
                      f"{r.get('load_s', float('nan')):.2f} | {r.get('first_call_s', float('nan')):.2f} | "
                      f"{r['peak_rss_mb']:.0f} |")
+    q = report.get("quality")
+    if q:
+        lines += ["", f"Quality on {q['data']} `{q['condition']}` ({q['images']} images), mean PSNR:", "",
+                  "| engine | PSNR dB | Δ vs reference dB |", "| --- | ---: | ---: |"]
+        lines += [f"| {e} | {v['psnr']:.3f} | {v['delta_vs_reference']:+.3f} |" for e, v in q["engines"].items()]
     return "\n".join(lines).replace("| nan |", "| – |").replace(" nan |", " – |")
 
 
@@ -171,11 +205,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tile-size", type=int, default=768)
     p.add_argument("--no-nlm", action="store_true", help="skip OpenCV non-local means")
+    p.add_argument("--quality-data", default=None, metavar="CLEAN_DIR",
+                   help="also compare the engines' PSNR on this folder's benchmark 'mixed' condition "
+                   "(e.g. ../shared/data/CBSD68)")
+    p.add_argument("--quality-limit", type=int, default=None, help="first N images of --quality-data")
     p.add_argument("--out", default="docs/bench/speed", help="writes OUT.json and OUT.md")
 
 
 def main_from_args(args: argparse.Namespace) -> int:
-    report = run(args.model, args.sizes, args.engines.split(","), args.repeats, args.tile_size, not args.no_nlm)
+    engines = args.engines.split(",")
+    report = run(args.model, args.sizes, engines, args.repeats, args.tile_size, not args.no_nlm)
+    if args.quality_data:
+        report["quality"] = engine_quality(args.model, args.quality_data,
+                                           ["reference"] + [e for e in engines if e != "reference"],
+                                           args.quality_limit)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
