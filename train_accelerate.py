@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import os
-import platform
 import shutil
 import sys
 import time
@@ -41,6 +40,7 @@ from cleanvision import metrics
 from cleanvision.data import FolderImages, HubImages, RandomPatches, center_crop, holdout_split, list_images
 from cleanvision.model import DnCNN
 from cleanvision.noise import BENCH_RANGES, TRAIN_RANGES, degrade_batch, random_mixture
+from cleanvision.speed import cpu_name
 
 logger = get_logger(__name__)
 
@@ -154,15 +154,37 @@ def validate(model, val, accelerator) -> dict[str, float]:
     return {"val/psnr": float(p.mean()), "val/ssim": float(s.mean())}
 
 
-def lr_lambda(args: argparse.Namespace):
-    def f(step: int) -> float:
-        if step < args.lr_warmup_steps:
-            return (step + 1) / args.lr_warmup_steps
-        if args.lr_scheduler == "constant":
+class LRSchedule:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio``, as a LambdaLR factor.
+
+    With ``--max_train_minutes`` the cosine ends at whichever comes first, the step limit or
+    the time budget of this invocation (continuing from where a resumed run left off), so a
+    fixed wall-clock run still ends at a low learning rate. Accelerate steps a prepared
+    scheduler once per process per optimizer step, hence the division by ``processes``.
+    """
+
+    def __init__(self, args: argparse.Namespace, processes: int):
+        self.args, self.processes = args, processes
+        self.start_progress = 0.0
+        self.time_used = 0.0  # fraction of the time budget, the same on every process
+
+    def step_progress(self, step: int) -> float:
+        a = self.args
+        return min(1.0, max(0.0, (step - a.lr_warmup_steps) / max(1, a.max_train_steps - a.lr_warmup_steps)))
+
+    def start_clock(self, step: int) -> None:
+        self.start_progress, self.time_used = self.step_progress(step), 0.0
+
+    def __call__(self, scheduler_step: int) -> float:
+        a, step = self.args, scheduler_step // self.processes
+        if step < a.lr_warmup_steps:
+            return (step + 1) / a.lr_warmup_steps
+        if a.lr_scheduler == "constant":
             return 1.0
-        progress = min(1.0, (step - args.lr_warmup_steps) / max(1, args.max_train_steps - args.lr_warmup_steps))
-        return args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return f
+        progress = self.step_progress(step)
+        if a.max_train_minutes:
+            progress = max(progress, self.start_progress + (1 - self.start_progress) * self.time_used)
+        return a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def residual_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -207,10 +229,12 @@ def main(argv: list[str] | None = None) -> dict:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate,
                                  betas=(args.adam_beta1, args.adam_beta2), weight_decay=args.adam_weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(args))
+    schedule = LRSchedule(args, accelerator.num_processes)
+    # a plain function, so checkpoints hold no schedule settings and a resumed run may change them
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step))
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
-    global_step = 0
+    global_step, wall_before = 0, 0.0
     if args.resume_from_checkpoint:
         path = (checkpoints(out)[-1:] or [None])[0] if args.resume_from_checkpoint == "latest" \
             else Path(args.resume_from_checkpoint)
@@ -219,6 +243,8 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             accelerator.load_state(str(path))
             global_step = int(path.name.split("-")[1])
+            if (path / "progress.json").is_file():
+                wall_before = json.loads((path / "progress.json").read_text())["wall_seconds"]
             logger.info(f"resumed from {path} at step {global_step}", main_process_only=True)
 
     if accelerator.is_main_process and args.report_to != "none":
@@ -230,12 +256,14 @@ def main(argv: list[str] | None = None) -> dict:
         if accelerator.is_main_process and args.checkpoints_total_limit:
             for old in checkpoints(out)[: max(0, len(checkpoints(out)) - args.checkpoints_total_limit + 1)]:
                 shutil.rmtree(old)
-        accelerator.save_state(str(out / f"checkpoint-{global_step}"))
+        ckpt = out / f"checkpoint-{global_step}"
+        accelerator.save_state(str(ckpt))
+        if accelerator.is_main_process:  # wall time so far, so a resumed run reports the total
+            (ckpt / "progress.json").write_text(json.dumps({"wall_seconds": wall_before + time.time() - started_at}))
 
     start, started_at = global_step, time.time()
+    schedule.start_clock(global_step)
     info_path = out / "training_info.json"
-    prior = json.loads(info_path.read_text()) if info_path.exists() and global_step else {}
-    wall_before = prior.get("wall_seconds", 0.0)
     bar = tqdm(total=args.max_train_steps, initial=global_step, desc="train",
                disable=not accelerator.is_local_main_process, dynamic_ncols=True)
     last_val: dict[str, float] = {}
@@ -268,11 +296,12 @@ def main(argv: list[str] | None = None) -> dict:
                 logs.update(last_val)
             bar.set_postfix(loss=f"{logs['train/loss']:.2e}", **{k[4:]: f"{v:.3f}" for k, v in last_val.items()})
             accelerator.log(logs, step=global_step)
-            out_of_time = args.max_train_minutes is not None and \
-                time.time() - started_at > 60 * args.max_train_minutes
-            # every process must agree to stop at the same step
-            flag = torch.tensor([1.0 if out_of_time else 0.0], device=accelerator.device)
-            out_of_time = bool(accelerator.reduce(flag, "max").item())
+            out_of_time = False
+            if args.max_train_minutes:  # every process must agree on the clock, so take the max
+                used = torch.tensor([(time.time() - started_at) / (60 * args.max_train_minutes)],
+                                    device=accelerator.device)
+                schedule.time_used = min(1.0, float(accelerator.reduce(used, "max").item()))
+                out_of_time = schedule.time_used >= 1.0
             if global_step % args.checkpointing_steps == 0 or out_of_time or global_step >= args.max_train_steps:
                 save_checkpoint()
             if out_of_time or global_step >= args.max_train_steps:
@@ -289,7 +318,8 @@ def main(argv: list[str] | None = None) -> dict:
         "patches_seen": global_step * args.train_batch_size * args.gradient_accumulation_steps
         * accelerator.num_processes,
         "processes": accelerator.num_processes, "device": str(accelerator.device),
-        "hardware": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or platform.machine(),
+        "hardware": torch.cuda.get_device_name() if torch.cuda.is_available()
+        else f"{cpu_name()} ({os.cpu_count()} cores)",
         "mixed_precision": accelerator.mixed_precision,
         "wall_seconds": wall_before + time.time() - started_at,
         "train_data": args.dataset_name or args.train_data_dir,

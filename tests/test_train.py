@@ -75,3 +75,18 @@ def test_help_and_bad_arguments():
     r = subprocess.run([sys.executable, str(SCRIPT), "--output_dir", "x"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and "--train_data_dir" in r.stderr
+
+
+def test_time_budget_stops_saves_and_resumes(tmp_path, folder):
+    """--max_train_minutes: stops, checkpoints and saves well before the step limit; a rerun resumes."""
+    out = tmp_path / "run"
+    base = ["--train_data_dir", str(folder), "--output_dir", str(out), *TINY, "--max_train_steps", "100000",
+            "--max_train_minutes", "0.02", "--resume_from_checkpoint", "latest"]
+    run(base)
+    first = json.loads((out / "training_info.json").read_text())
+    assert 0 < first["steps"] < 100000 and first["finished"] is False
+    assert (out / f"checkpoint-{first['steps']}").is_dir() and (out / "model.safetensors").is_file()
+    run(base)
+    second = json.loads((out / "training_info.json").read_text())
+    assert second["steps"] > first["steps"] and second["steps_this_run"] == second["steps"] - first["steps"]
+    assert second["wall_seconds"] > first["wall_seconds"]  # total time, not this invocation's only
