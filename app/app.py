@@ -1,0 +1,443 @@
+#!/usr/bin/env python
+"""CleanVision web app: restore a photo, or watch the model undo noise you add yourself.
+
+    python app/app.py [--model DIR_OR_HUB_REPO] [--revision REV] [--host 127.0.0.1] [--port 7860]
+
+The model is loaded once at start: the weights shipped in the ``cleanvision`` package by
+default (works offline); a folder or a Hub repo id from ``--model`` or ``CLEANVISION_MODEL``
+(``--revision`` / ``CLEANVISION_REVISION`` pin a Hub revision). On a Hugging Face Space
+(``SPACE_ID`` is set) the default is the Hub repo :data:`HUB_REPO`.
+
+Uploads are read as raw files and decoded by :func:`cleanvision.image_io.decode_image`, so
+16-bit depth, alpha and EXIF orientation survive; the download is a lossless full-resolution
+PNG with the input's bit depth. Tests import this file and call :func:`build_demo` and
+:func:`launch`.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import cleanvision  # noqa: F401
+except ImportError:  # a checkout without `pip install -e .`: use the package beside app/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cv2
+import gradio as gr
+
+from cleanvision import CleanVisionError, Denoiser, ImageReadError, metrics
+from cleanvision.image_io import decode_image, encode_image, write_image
+from cleanvision.inference import MODEL_ENV
+from cleanvision.noise import apply_noise
+
+log = logging.getLogger("cleanvision.app")
+
+#: The Hub repo the hosted Space pulls its weights from.
+HUB_REPO = "cleanvision/cleanvision-dncnn"
+REVISION_ENV = "CLEANVISION_REVISION"
+#: Largest upload, in bytes (enforced by Gradio's upload route and again in the handlers).
+MAX_FILE_MB = 25
+MAX_FILE_BYTES = MAX_FILE_MB * 1024 * 1024
+#: Largest image restored, in pixels (checked from the header before decoding).
+MAX_PIXELS = 40_000_000
+#: Clean images in the synthetic-noise demo are scaled down to this many pixels.
+SYNTH_MAX_PIXELS = 4_000_000
+#: Displayed images are scaled down to this long side; the download is always full size.
+PREVIEW_MAX_SIDE = 4096
+#: Waiting requests beyond the one being restored (2 vCPUs: one restore at a time).
+QUEUE_SIZE = 16
+#: Both restoring events share one worker: one restore at a time, whichever section.
+CONCURRENCY_ID = "denoiser"
+#: Output files older than this are deleted (seconds).
+KEEP_OUTPUTS_S = 3600
+#: Clean example images from scikit-image (they ship inside the PyPI package).
+CLEAN_EXAMPLES = ("astronaut", "coffee", "chelsea")
+#: Damaged examples for "Restore my photo": (image, noise, seed).
+NOISY_EXAMPLES = (
+    ("chelsea", {"sigma": 20, "scribbles": 4, "thickness": 3}, 1),
+    ("coffee", {"salt_pepper": 0.08, "speckle_var": 0.03}, 2),
+    ("astronaut", {"sigma": 25}, 3),
+)
+OUT_DIR = Path(tempfile.gettempdir()) / "cleanvision-app"
+
+
+# ---------------------------------------------------------------------------- model
+
+
+def model_name(model: str | None = None) -> str | None:
+    """The model to load: ``model``, else $CLEANVISION_MODEL, else HUB_REPO on a Space, else None (shipped)."""
+    if model:
+        return model
+    if os.environ.get(MODEL_ENV):
+        return os.environ[MODEL_ENV]
+    return HUB_REPO if os.environ.get("SPACE_ID") else None
+
+
+def load_denoiser(model: str | None = None, revision: str | None = None) -> Denoiser:
+    """Load the model once and run one small forward pass so the first visitor does not wait."""
+    model = model_name(model)
+    revision = revision or os.environ.get(REVISION_ENV) or None
+    t0 = time.perf_counter()
+    den = Denoiser.from_pretrained(model, revision=revision)
+    den(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))  # warm-up
+    log.info("model %s%s (%s engine) loaded and warmed up in %.1f s", model or "shipped in the package",
+             f"@{revision}" if revision else "", den.engine, time.perf_counter() - t0)
+    return den
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _new_folder() -> Path:
+    """A fresh folder for one request's files; old request folders are swept away."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in OUT_DIR.iterdir():
+        try:
+            if old.name.startswith("req-") and now - old.stat().st_mtime > KEEP_OUTPUTS_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    folder = OUT_DIR / f"req-{uuid.uuid4().hex}"
+    folder.mkdir()
+    return folder
+
+
+def read_upload(payload: dict | str | None, what: str = "an image") -> tuple[np.ndarray, str]:
+    """Decode an uploaded file, turning every problem into a ``gr.Error`` the visitor can read.
+
+    The handlers run with ``preprocess=False``: ``gr.Image`` would open the upload with Pillow
+    first (a bad file fails there with a generic message; numpy mode makes 16-bit 8-bit), so
+    they get Gradio's file payload (a dict with the cached ``path``) and decode the original
+    bytes here.
+    """
+    name = None
+    if isinstance(payload, dict):
+        name = payload.get("orig_name")
+        url = payload.get("url") or ""
+        path = payload.get("path")
+        if not path and url.startswith("data:"):  # an inline image: decode it ourselves
+            try:
+                data = base64.b64decode(url.split(",", 1)[1], validate=False)
+            except (IndexError, ValueError):
+                raise gr.Error("The uploaded image data is not valid base64.",
+                               title="Cannot read this image") from None
+            path = _new_folder() / "upload"
+            path.write_bytes(data)
+    else:
+        path = payload
+    if not path:
+        raise gr.Error(f"Upload {what} first.", title="No image")
+    p = Path(path)
+    name = Path(name or p.name).name
+    try:
+        size = p.stat().st_size
+    except OSError:
+        raise gr.Error(f"{name}: the upload could not be read; please upload it again.") from None
+    if size > MAX_FILE_BYTES:
+        raise gr.Error(f"{name}: {size / 2**20:.1f} MB is over the upload limit of {MAX_FILE_MB} MB.",
+                       title="File too large")
+    try:
+        return decode_image(p.read_bytes(), name, max_pixels=MAX_PIXELS), name
+    except ImageReadError as e:
+        raise gr.Error(str(e), title="Cannot read this image") from None
+
+
+def _clamp(v: float, lo: float, hi: float) -> float:
+    """Slider values arrive unchecked (``preprocess=False``, and API callers send anything)."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise gr.Error(f"Expected a number, got {v!r}.") from None
+    if not np.isfinite(v):
+        raise gr.Error(f"Expected a finite number, got {v!r}.")
+    return min(max(v, lo), hi)
+
+
+def _split_alpha(img: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        return img[..., :-1], img[..., -1:]
+    return img, None
+
+
+def _join_alpha(colour: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    if alpha is None:
+        return colour
+    return np.concatenate([colour if colour.ndim == 3 else colour[..., None], alpha], axis=2)
+
+
+def _scale(dtype: np.dtype) -> float:
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def _describe(img: np.ndarray) -> str:
+    h, w = img.shape[:2]
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    kind = {1: "grey", 2: "grey + alpha", 3: "RGB", 4: "RGB + alpha"}[channels]
+    depth = {np.dtype(np.uint8): "8-bit", np.dtype(np.uint16): "16-bit"}.get(img.dtype, "float")
+    return f"{w}×{h} {kind} {depth}"
+
+
+def to_display(img: np.ndarray) -> np.ndarray:
+    """8-bit grey/RGB/RGBA for the browser, scaled down to PREVIEW_MAX_SIDE if larger."""
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    h, w = img.shape[:2]
+    if max(h, w) > PREVIEW_MAX_SIDE:  # first, so the conversions below stay small
+        f = PREVIEW_MAX_SIDE / max(h, w)
+        img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    if img.dtype == np.uint16:
+        img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)  # = round(x / 257)
+    elif img.dtype != np.uint8:
+        img = np.rint(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 2:  # grey + alpha -> RGBA
+        img = np.concatenate([np.repeat(img[..., :1], 3, axis=2), img[..., 1:]], axis=2)
+    return img
+
+
+def _save_display(img: np.ndarray, path: Path) -> str:
+    path.write_bytes(encode_image(_for_png(to_display(img)), ".png"))
+    return str(path)
+
+
+def _for_png(img: np.ndarray) -> np.ndarray:
+    """What PNG holds: float images (from float TIFFs) become 16-bit, grey + alpha becomes RGBA."""
+    if img.dtype not in (np.uint8, np.uint16):
+        img = np.rint(np.clip(img, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    if img.ndim == 3 and img.shape[2] == 2:
+        img = np.concatenate([np.repeat(img[..., :1], 3, axis=2), img[..., 1:]], axis=2)
+    return img
+
+
+def _restore(den: Denoiser, img: np.ndarray, progress: gr.Progress) -> tuple[np.ndarray, float]:
+    progress(0, desc="Restoring")
+
+    def tick(done: int, total: int) -> None:
+        progress((done, total), desc="Restoring", unit="tiles")
+
+    t0 = time.perf_counter()
+    try:
+        out = den(img, progress=tick)
+    except (CleanVisionError, ValueError) as e:
+        raise gr.Error(f"Cannot restore this image: {e}") from None
+    except MemoryError:
+        raise gr.Error("Not enough memory to restore this image; try a smaller one.") from None
+    return out, time.perf_counter() - t0
+
+
+def _quality(clean: np.ndarray, other: np.ndarray) -> tuple[float, float | None]:
+    """PSNR (dB) and SSIM against the clean image, on the 0-255 scale, colour channels only."""
+    s = 255.0 / _scale(clean.dtype)
+    a = _split_alpha(clean)[0].astype(np.float64) * s
+    b = _split_alpha(other)[0].astype(np.float64) * s
+    psnr = float(metrics.psnr(a, b, 255.0)[0])
+    ssim = float(metrics.ssim(a, b, 255.0)[0]) if min(a.shape[:2]) >= 11 else None
+    return psnr, ssim
+
+
+def _fmt_psnr(v: float) -> str:
+    return "∞ (identical)" if v > 150 else f"{v:.2f} dB"
+
+
+def _fmt_ssim(v: float | None) -> str:
+    return "n/a (image too small)" if v is None else f"{v:.4f}"
+
+
+def write_examples(folder: Path) -> tuple[list[str], list[str]]:
+    """Write the clean and damaged examples (from scikit-image) as PNGs; return their paths."""
+    try:
+        from skimage import data
+    except ImportError:
+        log.warning("scikit-image is not installed: the app runs without examples")
+        return [], []
+    clean, noisy = [], []
+    for name in CLEAN_EXAMPLES:  # rewritten at every start (atomically): a few small PNGs
+        clean.append(str(write_image(folder / f"{name}.png", getattr(data, name)(), overwrite=True)))
+    for name, params, seed in NOISY_EXAMPLES:
+        damaged = apply_noise(getattr(data, name)(), params, seed)[0]
+        noisy.append(str(write_image(folder / f"{name}_noisy.png", damaged, overwrite=True)))
+    return clean, noisy
+
+
+# ---------------------------------------------------------------------------- the page
+
+INTRO = """\
+# CleanVision: blind photo restoration
+
+Removes **Gaussian noise, salt-and-pepper specks, speckle and scribbles** — alone or mixed — in
+one pass, without being told which. A small DnCNN running on the CPU.
+Upload a damaged photo, or add noise to a clean one and see how much comes back.
+"""
+
+
+def build_demo(den: Denoiser, model_label: str | None = None,
+               examples_dir: str | Path | None = None) -> gr.Blocks:
+    """The page; ``model_label`` names the model in the footer.
+
+    Both handlers are also API endpoints: ``/restore`` and ``/degrade_and_restore``.
+    """
+    clean_examples, noisy_examples = write_examples(Path(examples_dir or OUT_DIR / "examples"))
+    params_m = sum(p.numel() for p in den.model.parameters()) / 1e6
+    limits = (f"Limits: {MAX_FILE_MB} MB per file, {MAX_PIXELS // 1_000_000} megapixels. "
+              f"One image is restored at a time; others wait in a queue of {QUEUE_SIZE}.")
+
+    def restore(image: dict | None, progress: gr.Progress = gr.Progress()):
+        """Restore an uploaded image: before/after previews, a lossless full-resolution PNG, a status line."""
+        img, name = read_upload(image, "a noisy photo")
+        out, seconds = _restore(den, img, progress)
+        folder = _new_folder()
+        stem = Path(name).stem[:80] or "image"
+        download = folder / f"{stem}_restored.png"
+        png = _for_png(out)
+        try:
+            download.write_bytes(encode_image(png, ".png"))
+        except CleanVisionError as e:
+            raise gr.Error(f"Cannot save the result: {e}") from None
+        before = _save_display(img, folder / "before.png")
+        after = _save_display(out, folder / "after.png")
+        extra = ", alpha kept" if _split_alpha(img)[1] is not None else ""
+        bits = "16-bit" if png.dtype == np.uint16 else "8-bit"
+        if img.dtype not in (np.uint8, np.uint16):
+            bits = "16-bit (from floating point)"
+        preview = (f" Previews are scaled to {PREVIEW_MAX_SIDE} px; the download is full size."
+                   if max(img.shape[:2]) > PREVIEW_MAX_SIDE else "")
+        status = (f"**Restored** {_describe(img)} in **{seconds:.2f} s**. "
+                  f"Download: lossless {bits} PNG at full resolution{extra}.{preview}")
+        return (before, after), str(download), status
+
+    def degrade_and_restore(clean_image: dict | None, sigma: float, salt_pepper: float, speckle_var: float,
+                            scribbles: float, thickness: float, seed: float | None,
+                            progress: gr.Progress = gr.Progress()):
+        """Add the chosen noise to a clean image (seeded), restore it; PSNR/SSIM against the clean image."""
+        clean, _ = read_upload(clean_image, "a clean image (or pick an example)")
+        note = ""
+        h, w = clean.shape[:2]
+        if h * w > SYNTH_MAX_PIXELS:
+            f = (SYNTH_MAX_PIXELS / (h * w)) ** 0.5
+            size = (max(1, int(w * f)), max(1, int(h * f)))
+            clean = cv2.resize(clean, size, interpolation=cv2.INTER_AREA)
+            note = f"\n\nThe {w}×{h} image was scaled to {size[0]}×{size[1]} for this demo."
+        params = {"sigma": _clamp(sigma, 0, 75), "salt_pepper": _clamp(salt_pepper, 0, 0.3),
+                  "speckle_var": _clamp(speckle_var, 0, 0.1), "scribbles": round(_clamp(scribbles, 0, 10)),
+                  "thickness": round(_clamp(thickness, 1, 8))}
+        seed = round(_clamp(seed or 0, 0, 2**63 - 1))
+        colour, alpha = _split_alpha(clean)
+        try:
+            noisy_colour, _ = apply_noise(colour, params, seed)
+        except (ValueError, TypeError) as e:
+            raise gr.Error(f"Cannot add noise: {e}") from None
+        noisy = _join_alpha(noisy_colour, alpha)
+        restored, seconds = _restore(den, noisy, progress)
+        folder = _new_folder()
+        p_noisy, s_noisy = _quality(clean, noisy)
+        p_rest, s_rest = _quality(clean, restored)
+        gain = "" if p_noisy > 150 else f" ({p_rest - p_noisy:+.2f} dB)"
+        report = (f"| against the clean image | PSNR | SSIM |\n|---|---|---|\n"
+                  f"| noisy | {_fmt_psnr(p_noisy)} | {_fmt_ssim(s_noisy)} |\n"
+                  f"| restored | {_fmt_psnr(p_rest)}{gain} | {_fmt_ssim(s_rest)} |\n\n"
+                  f"Restored {_describe(noisy)} in **{seconds:.2f} s**.{note}")
+        return (_save_display(noisy, folder / "noisy.png"), _save_display(restored, folder / "restored.png"),
+                report)
+
+    with gr.Blocks(title="CleanVision: blind photo restoration", analytics_enabled=False,
+                   delete_cache=(KEEP_OUTPUTS_S, KEEP_OUTPUTS_S)) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tab("Restore my photo", id="restore-tab"):
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    photo = gr.Image(label="Noisy photo (PNG, JPEG, TIFF, WebP, BMP; 8 or 16-bit)",
+                                     type="filepath", image_mode=None, sources=["upload", "clipboard"], format="png",
+                                     height=420, elem_id="restore-input")
+                    restore_btn = gr.Button("Restore", variant="primary", elem_id="restore-btn")
+                    if noisy_examples:
+                        gr.Examples([[p] for p in noisy_examples], inputs=[photo], label="Damaged examples",
+                                    example_labels=["cat: Gaussian + scribbles", "coffee: salt-and-pepper + speckle",
+                                                    "astronaut: Gaussian σ=25"])
+                with gr.Column():
+                    compare = gr.ImageSlider(label="Before (left) / after (right): drag the handle",
+                                             type="filepath", format="png", interactive=False,
+                                             buttons=["fullscreen"], max_height=420,
+                                             elem_id="restore-output")
+                    restored_file = gr.File(label="Restored image: full resolution, lossless PNG",
+                                            interactive=False, elem_id="restore-download")
+                    status = gr.Markdown(label="status", elem_id="restore-status")
+        with gr.Tab("Try it with synthetic noise", id="synthetic-tab"):
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    clean_in = gr.Image(label="Clean image", type="filepath", image_mode=None,
+                                        sources=["upload", "clipboard"], format="png", height=300,
+                                        elem_id="synthetic-input")
+                    if clean_examples:
+                        gr.Examples([[p] for p in clean_examples], inputs=[clean_in],
+                                    label="Clean examples (scikit-image)", example_labels=list(CLEAN_EXAMPLES))
+                with gr.Column():
+                    sigma = gr.Slider(0, 75, value=25, step=1, label="Gaussian noise σ (0-255 scale)")
+                    salt_pepper = gr.Slider(0, 0.3, value=0.0, step=0.01, label="Salt-and-pepper: fraction of pixels")
+                    speckle = gr.Slider(0, 0.1, value=0.0, step=0.005, label="Speckle variance")
+                    scribbles = gr.Slider(0, 10, value=0, step=1, label="Number of scribbles")
+                    thickness = gr.Slider(1, 8, value=3, step=1, label="Scribble thickness (px)")
+                    seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same noise)")
+                    synth_btn = gr.Button("Add noise and restore", variant="primary", elem_id="synthetic-btn")
+            with gr.Row():
+                noisy_out = gr.Image(label="Noisy", type="filepath", format="png", interactive=False,
+                                     buttons=["download", "fullscreen"], elem_id="synthetic-noisy")
+                restored_out = gr.Image(label="Restored", type="filepath", format="png", interactive=False,
+                                        buttons=["download", "fullscreen"], elem_id="synthetic-restored")
+            metrics_md = gr.Markdown(label="metrics", elem_id="synthetic-metrics")
+        gr.Markdown(f"Model: `{model_label or 'shipped with cleanvision'}` — DnCNN, {params_m:.2f} M parameters, "
+                    f"{den.engine} engine on {den.device.type}. {limits} "
+                    "Uploads and results are deleted after an hour.")
+
+        restore_btn.click(restore, inputs=[photo], outputs=[compare, restored_file, status], api_name="restore",
+                          preprocess=False, concurrency_limit=1, concurrency_id=CONCURRENCY_ID)
+        synth_btn.click(degrade_and_restore,
+                        inputs=[clean_in, sigma, salt_pepper, speckle, scribbles, thickness, seed],
+                        outputs=[noisy_out, restored_out, metrics_md], api_name="degrade_and_restore",
+                        preprocess=False, concurrency_limit=1, concurrency_id=CONCURRENCY_ID)
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs):
+    """Serve the page with the upload limit; extra arguments go to ``gr.Blocks.launch``."""
+    return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_BYTES,
+                       footer_links=["api"], **kwargs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="CleanVision web app (Gradio).")
+    parser.add_argument("--model", default=None,
+                        help=f"model folder or Hub repo id (default: ${MODEL_ENV}, else the shipped model; "
+                             f"on a Space {HUB_REPO})")
+    parser.add_argument("--revision", default=None, help=f"Hub revision to pin (default: ${REVISION_ENV})")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                        help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        den = load_denoiser(args.model, args.revision)
+    except CleanVisionError as e:
+        sys.exit(f"cleanvision app: {e}")
+    label = model_name(args.model)
+    revision = args.revision or os.environ.get(REVISION_ENV)
+    if label and revision:
+        label = f"{label}@{revision}"
+    launch(build_demo(den, label), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

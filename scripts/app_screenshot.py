@@ -1,0 +1,35 @@
+#!/usr/bin/env python
+"""Make the README's picture of the web app: docs/app_screenshot.png.
+
+    python scripts/app_screenshot.py [--out docs/app_screenshot.png] [--image NOISY_IMAGE]
+
+Serves app/app.py on loopback in this process, opens it in headless Chromium (Debian's
+/usr/bin/chromium, driven by Playwright), uploads a noisy image under "Restore my photo"
+(default: the app's damaged cat example), presses Restore and screenshots the page with the
+result. The browser code is the same as the browser test's (tests/browser_util.py).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from browser_util import chromium_page, restore_in_browser, serve_app  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "app_screenshot.png")
+    parser.add_argument("--image", type=Path, default=None, help="noisy image to upload")
+    args = parser.parse_args(argv)
+    with serve_app() as (app, url), chromium_page() as page:
+        image = args.image or app.OUT_DIR / "examples" / "chelsea_noisy.png"
+        seen = restore_in_browser(page, url, image, args.out)
+    print(f"{args.out}: {seen['status']}")
+
+
+if __name__ == "__main__":
+    main()

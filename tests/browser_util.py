@@ -1,0 +1,105 @@
+"""Serving the web app in-process and driving it with headless Chromium (Playwright).
+
+Shared by tests/test_app.py, tests/test_browser.py and scripts/app_screenshot.py. The browser
+is Debian's ``chromium`` package (Playwright's own browser download needs the internet), run
+with a fresh profile folder; requests that leave the loopback server are blocked so the page
+never waits on the network.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from collections.abc import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_FILE = ROOT / "app" / "app.py"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+def load_app():
+    """Import app/app.py (it is a script, not a package module) once."""
+    if "cleanvision_app" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("cleanvision_app", APP_FILE)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["cleanvision_app"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["cleanvision_app"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(denoiser=None) -> Iterator[tuple[object, str]]:
+    """Start the app on 127.0.0.1 (a free port) in this process; yield (app module, url)."""
+    app = load_app()
+    den = denoiser or app.load_denoiser()
+    demo = app.build_demo(den)
+    _, url, _ = app.launch(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield app, url
+    finally:
+        demo.close()
+
+
+def require_chromium() -> Path:
+    """Chromium is part of the test environment (.ci/run installs it): missing is a failure."""
+    if not CHROMIUM.is_file():
+        raise AssertionError(f"{CHROMIUM} is missing: the browser test needs Debian's chromium package "
+                             "(apt-get install -y chromium; scripts/test.sh installs it)")
+    return CHROMIUM
+
+
+@contextlib.contextmanager
+def chromium_page() -> Iterator[object]:
+    """A page in headless Chromium with a fresh profile, limited to loopback requests."""
+    from playwright.sync_api import sync_playwright
+
+    exe = require_chromium()
+    with tempfile.TemporaryDirectory(prefix="cleanvision-chromium-") as profile, sync_playwright() as pw:
+        # launch_persistent_context passes the fresh folder as --user-data-dir.
+        context = pw.chromium.launch_persistent_context(profile, executable_path=str(exe), headless=True,
+                                                        args=CHROMIUM_ARGS, viewport=VIEWPORT)
+        try:
+            context.route("**/*", lambda route: route.continue_()
+                          if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+                          else route.abort())
+            page = context.pages[0] if context.pages else context.new_page()
+            yield page
+        finally:
+            context.close()
+
+
+def restore_in_browser(page, url: str, image: str | Path, screenshot: str | Path,
+                       timeout_s: float = 120) -> dict:
+    """Open the page, upload ``image`` under "Restore my photo", press Restore, wait for the
+    result, save a full-page screenshot; return what the page shows (status, download name)."""
+    ms = timeout_s * 1000
+    page.set_default_timeout(ms)
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#restore-input input[type=file]").set_input_files(str(image))
+    page.locator("#restore-input img").first.wait_for(state="visible")  # the upload's preview
+    page.locator("#restore-btn").click()
+    page.wait_for_function("""() => {
+        const imgs = [...document.querySelectorAll('#restore-output img')];
+        return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
+    }""", timeout=ms)
+    page.locator("#restore-status").get_by_text("Restored").wait_for(state="visible")
+    page.wait_for_timeout(500)  # let the slider settle before the picture
+    Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshot), full_page=True)
+    return {
+        "status": page.locator("#restore-status").inner_text(),
+        "result_images": page.locator("#restore-output img").count(),
+        "download": "".join(page.locator("#restore-download").inner_text().split()),
+    }
