@@ -1,0 +1,324 @@
+"""The benchmark (cleanvision.evaluate) and the tables it feeds (scripts/update_tables.py).
+
+Runs the real benchmark twice on crops of the first two CBSD68 images (frozen benchmark built
+by ../shared/bench/make_bench.py, paper protocol, the shipped model and every baseline), then
+checks determinism, the metrics against scikit-image, and the documents against the JSON.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from cleanvision import evaluate
+from cleanvision.image_io import read_image
+
+from conftest import BENCH_SCRIPT, CBSD68, ROOT, require
+
+DOCS = (ROOT / "README.md", ROOT / "model_card.md")
+BENCH_DOCS = ROOT / "docs" / "bench"
+SET = "tinyset"
+CROPS = ((slice(100, 172), slice(150, 238)), (slice(40, 120), slice(200, 264)))  # 72×88 and 80×64
+
+
+def _load_update_tables():
+    spec = importlib.util.spec_from_file_location("update_tables", ROOT / "scripts" / "update_tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+update_tables = _load_update_tables()
+
+
+def sk_psnr(a, b):
+    return peak_signal_noise_ratio(a, b, data_range=255)
+
+
+def sk_ssim(a, b):
+    return structural_similarity(a, b, channel_axis=-1 if a.ndim == 3 else None, gaussian_weights=True,
+                                 sigma=1.5, use_sample_covariance=False, data_range=255)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Two small real photos, evaluated twice with every method; (clean dir, bench dir, run1, run2)."""
+    root = tmp_path_factory.mktemp("bench")
+    clean = root / SET
+    clean.mkdir()
+    for f, win in zip(sorted(require(CBSD68).glob("*.png"))[:2], CROPS):
+        cv2.imwrite(str(clean / f.name), cv2.imread(str(f), cv2.IMREAD_COLOR)[win])
+    bench = root / "noisy" / SET
+    runs = []
+    for i in (1, 2):  # the second run leaves out BM3D (3 s per call even on tiny crops)
+        out = root / f"run{i}"
+        argv = ["--clean", str(clean), "--bench", str(bench), "--make-bench", str(require(BENCH_SCRIPT)),
+                "--out", str(out), "--bm3d-limit", "1", "--paper-crop", "48", "--figure-images", "1",
+                "--figure-conditions", "gauss25,sp10", "--crop-size", "48", "--no-progress"]
+        if i == 2:
+            argv += ["--methods", "model,noisy,median3,median5,gblur,nlm"]
+        assert evaluate.main(argv) == 0
+        runs.append(json.loads((out / evaluate.JSON_NAME).read_text()))
+    return clean, bench, runs[0], runs[1], root
+
+
+def test_two_runs_give_identical_numbers(tiny):
+    _, _, a, b, _ = tiny
+    without_bm3d = {c: {k: v for k, v in r.items() if k != "bm3d"} for c, r in a["results"].items()}
+    assert without_bm3d == b["results"]
+    assert all(r for r in b["results"].values())
+    assert a["images"] == b["images"] == sorted(a["images"])
+    assert set(a["conditions"]) == set(evaluate.FROZEN_CONDITIONS) | {"paper15", "paper25", "paper50"}
+    methods = set(a["methods"])
+    assert methods == {"model:shipped", "noisy", "median3", "median5", "gblur", "nlm", "bm3d"}
+    for cond, info in a["conditions"].items():
+        got = set(a["results"][cond])
+        if info["protocol"] == "paper":
+            assert got == {"model:shipped", "noisy", "bm3d"}, cond
+        elif cond.startswith("gauss"):
+            assert got == methods, cond
+        else:
+            assert got == methods - {"bm3d"}, cond
+        for key, r in a["results"][cond].items():
+            assert r["n"] == len(r["per_image"]) == (1 if key == "bm3d" else 2)
+            assert r["psnr"] == pytest.approx(np.mean([v["psnr"] for v in r["per_image"].values()]), abs=1e-12)
+    assert a["timing"]["model:shipped"]["s_per_mp"] > 0
+
+
+def test_per_image_metrics_match_skimage(tiny):
+    clean_dir, bench, doc, _, _ = tiny
+    manifest = json.loads((bench / "manifest.json").read_text())
+    for name in doc["images"]:
+        clean = read_image(clean_dir / name)
+        for cond in evaluate.FROZEN_CONDITIONS:
+            noisy = read_image(bench / manifest["conditions"][cond][name]["file"])
+            expect = {"noisy": noisy, "median3": cv2.medianBlur(noisy, 3), "median5": cv2.medianBlur(noisy, 5),
+                      "gblur": cv2.GaussianBlur(noisy, (5, 5), 1.2),
+                      "nlm": cv2.fastNlMeansDenoisingColored(noisy[..., ::-1].copy(), None, 10, 10, 7, 21)[..., ::-1]}
+            for key, out in expect.items():
+                got = doc["results"][cond][key]["per_image"][name]
+                assert got["psnr"] == pytest.approx(sk_psnr(clean, out), abs=1e-9), (cond, key, name)
+                assert got["ssim"] == pytest.approx(sk_ssim(clean, out), abs=1e-9), (cond, key, name)
+        # paper protocol, written out independently: seed 0 per image, float noise, clip + round
+        crop = evaluate.centre_crop(clean, 48)
+        for sigma in (15, 25, 50):
+            np.random.seed(0)
+            noisy = crop / 255.0 + np.random.normal(0, sigma / 255.0, crop.shape)
+            as_uint8 = np.uint8((noisy.clip(0, 1) * 255).round())
+            got = doc["results"][f"paper{sigma}"]["noisy"]["per_image"][name]
+            assert got["psnr"] == pytest.approx(sk_psnr(crop, as_uint8), abs=1e-9)
+            assert got["ssim"] == pytest.approx(sk_ssim(crop, as_uint8), abs=1e-9)
+
+
+def test_library_metrics_agree_with_the_benchmark_ssim(tiny):
+    """The benchmark's SSIM (skimage when installed) equals cleanvision.metrics.ssim_uint8."""
+    from cleanvision.metrics import psnr_uint8, ssim_uint8
+
+    clean_dir, bench, doc, _, _ = tiny
+    name = doc["images"][0]
+    clean = read_image(clean_dir / name)
+    noisy = read_image(bench / "mixed" / name)
+    assert evaluate.ssim_value(clean, noisy) == pytest.approx(ssim_uint8(clean, noisy), abs=1e-9)
+    assert doc["results"]["mixed"]["noisy"]["per_image"][name]["psnr"] == pytest.approx(psnr_uint8(clean, noisy))
+
+
+def test_outputs_and_a_tampered_benchmark(tiny, tmp_path):
+    clean_dir, bench, doc, _, root = tiny
+    out = root / "run1"
+    fig = cv2.imread(str(out / evaluate.FIGURE_NAME))
+    assert fig is not None and fig.shape[0] > 2 * 48 and fig.shape[1] > 8 * 48  # 2 rows, 8 columns
+    md = (out / evaluate.MD_NAME).read_text()
+    assert "first 1 image" in md and "CleanVision (shipped)" in md and "quoted" not in md
+    # an altered noisy file is refused (sha256 in the manifest)
+    copy = tmp_path / SET
+    shutil.copytree(bench, copy)
+    f = copy / "sp10" / doc["images"][0]
+    img = cv2.imread(str(f))
+    img[0, 0] ^= 1
+    cv2.imwrite(str(f), img)
+    with pytest.raises(SystemExit, match="sha256"):
+        evaluate.main(["--clean", str(clean_dir), "--bench", str(copy), "--out", str(tmp_path / "o"),
+                       "--methods", "noisy", "--conditions", "sp10", "--paper-sigmas", "", "--no-progress"])
+
+
+def test_cli_eval_has_the_same_options():
+    from cleanvision.cli import build_parser
+
+    ap = build_parser()
+    sub = next(a for a in ap._actions if a.dest == "command")
+    eval_opts = {o for a in sub.choices["eval"]._actions for o in a.option_strings}
+    mod_opts = {o for a in evaluate.build_parser()._actions for o in a.option_strings}
+    assert eval_opts == mod_opts and "--bm3d-limit" in mod_opts and "--limit" in mod_opts
+    args = ap.parse_args(["eval", "--clean", "x", "--model", "shipped", "--model", "runs/m"])
+    assert args.func is evaluate.main_from_args and args.model == ["shipped", "runs/m"]
+
+
+# --------------------------------------------------------------------------- documents vs JSON
+
+def _title_to_condition(title: str) -> str:
+    title = title.strip()
+    m = re.fullmatch(r"σ = (\d+)", title)
+    return f"paper{m.group(1)}" if m else title.strip("`")
+
+
+def check_block_numbers(body: str, doc: dict) -> int:
+    """Every PSNR / SSIM cell of the tables in ``body`` equals the JSON's mean (as rounded);
+    every result of the JSON appears. Independent of the renderer. Returns cells checked."""
+    labels = {m["label"]: k for k, m in doc["methods"].items()}
+    quoted = {f"{q['method']} (quoted from paper)": q for q in doc.get("quoted", [])}
+    seen, checked = set(), 0
+    header = None
+    for line in body.splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == "method":
+            header = [_title_to_condition(c) for c in cells[1:]]
+            continue
+        if header is None or set(cells[0]) <= {"-", " ", ":"}:
+            continue
+        label, values = cells[0], cells[1:]
+        for cond, cell in zip(header, values):
+            if cond == "s/MP":
+                continue
+            assert cond in doc["conditions"], f"column {cond!r} is not in the JSON"
+            if label in quoted:
+                q = quoted[label]["psnr"].get(cond)
+                assert cell == ("—" if q is None else f"{q:.2f}"), (label, cond, cell)
+                continue
+            assert label in labels, f"row {label!r} is not a method of the JSON"
+            r = doc["results"][cond].get(labels[label])
+            if r is None:
+                assert cell == "—", (label, cond, cell)
+                continue
+            psnr, ssim = (float(x) for x in cell.split("/"))
+            assert psnr == round(r["psnr"], 2) and ssim == round(r["ssim"], 4), \
+                f"{label} {cond}: document says {cell}, JSON says {r['psnr']:.4f} / {r['ssim']:.5f}"
+            seen.add((cond, labels[label]))
+            checked += 1
+    expected = {(c, k) for c, res in doc["results"].items() for k in res}
+    assert seen == expected, f"results missing from the document: {sorted(expected - seen)}"
+    return checked
+
+
+def check_model_index(text: str, docs: list[dict], model_key: str | None = None) -> int:
+    """The card parses with huggingface_hub.ModelCard and its model-index holds the JSON's numbers."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(text, ignore_metadata_errors=False)
+    results = card.data.eval_results
+    assert results, "no eval_results parsed from model-index"
+    got = {(r.dataset_type, r.dataset_config, r.metric_type): r.metric_value for r in results}
+    want = {}
+    for e in update_tables.model_index_entries(docs, model_key):
+        want[(e["set"], e["config"], "psnr")] = e["psnr"]
+        want[(e["set"], e["config"], "ssim")] = e["ssim"]
+    for doc in docs:  # and against the raw JSON, not only the helper
+        key = model_key or evaluate.model_keys(doc)[0]
+        for cond, res in doc["results"].items():
+            if key in res:
+                cfg = cond if doc["conditions"][cond]["protocol"] == "frozen" else \
+                    f"paper-sigma{doc['conditions'][cond]['sigma']:g}"
+                assert got[(doc["set"], cfg, "psnr")] == pytest.approx(res[key]["psnr"], abs=0.005 + 1e-9)
+                assert got[(doc["set"], cfg, "ssim")] == pytest.approx(res[key]["ssim"], abs=0.00005 + 1e-9)
+    assert got == want
+    return len(got)
+
+
+def _outside(text: str) -> str:
+    """The text outside every marked block (what update_tables must never change)."""
+    text = update_tables.BLOCK.sub(lambda m: m.group(1) + m.group(4), text)
+    return re.sub(r"# bench:model-index start\n.*?# bench:model-index end", "#mi", text, flags=re.S)
+
+
+def test_update_tables_round_trip(tiny, tmp_path):
+    """On copies of README.md / model_card.md (markers added where missing): regenerate, then the
+    numbers match the JSON, text outside markers is unchanged, and an edited number is caught."""
+    _, _, doc, _, root = tiny
+    bench_dir = tmp_path / "bench"
+    docs = []
+    for name in ("CBSD68", "Kodak24"):  # the tiny run posing as each set, with the set's quoted rows
+        d = dict(doc, set=name, quoted=evaluate.QUOTED[name])
+        (bench_dir / name).mkdir(parents=True)
+        (bench_dir / name / evaluate.JSON_NAME).write_text(json.dumps(d))
+        docs.append(d)
+    readme, card = tmp_path / "README.md", tmp_path / "model_card.md"
+    readme.write_text(DOCS[0].read_text())
+    text = DOCS[1].read_text()
+    if update_tables.YAML_START not in text:
+        text = text.replace("\n---\n", f"\n{update_tables.YAML_START}\n{update_tables.YAML_END}\n---\n", 1)
+    for name in ("CBSD68", "Kodak24"):
+        if f"<!-- bench:{name} start -->" not in text:
+            text += f"\n<!-- bench:{name} start -->\n{update_tables.PLACEHOLDER}\n<!-- bench:{name} end -->\n"
+    card.write_text(text)
+    plain = tmp_path / "NOTES.md"
+    plain.write_text("# notes\nno markers here\n")
+    before = {p: p.read_text() for p in (readme, card, plain)}
+    if update_tables.blocks(before[readme]) == []:
+        readme.write_text(before[readme] + "\n<!-- bench:CBSD68 start -->\nx\n<!-- bench:CBSD68 end -->\n")
+        before[readme] = readme.read_text()
+
+    argv = [str(readme), str(card), str(plain), "--bench-dir", str(bench_dir)]
+    assert update_tables.main(argv) == 0
+    assert update_tables.main(argv + ["--check"]) == 0  # idempotent
+    assert plain.read_text() == before[plain]
+    for p in (readme, card):
+        new = p.read_text()
+        assert _outside(new) == _outside(before[p]), f"{p.name}: text outside the markers changed"
+        found = update_tables.blocks(new)
+        assert found
+        for m in found:
+            d = docs[["CBSD68", "Kodak24"].index(m.group("name"))]
+            assert check_block_numbers(m.group("body"), d) > 10
+            assert "(quoted from paper)" in m.group("body")
+    md = (root / "run1" / evaluate.MD_NAME).read_text().splitlines()
+    assert md[1:] == evaluate.render_markdown(doc).splitlines()  # results.md is the same renderer's table
+    assert check_model_index(card.read_text(), docs) == 2 * 2 * 10
+
+    # a number edited by hand: the checks and --check catch it
+    broken = re.sub(r"\| noisy input \| (\d+)\.(\d\d)", lambda m: f"| noisy input | {int(m.group(1)) + 1}.{m.group(2)}",
+                    card.read_text(), count=1)
+    assert broken != card.read_text()
+    with pytest.raises(AssertionError, match="noisy input"):
+        for m in update_tables.blocks(broken):
+            check_block_numbers(m.group("body"), docs[["CBSD68", "Kodak24"].index(m.group("name"))])
+    card.write_text(broken)
+    assert update_tables.main(argv + ["--check"]) == 1
+    yaml_broken = re.sub(r"(- type: psnr\n\s+value: )(\d+)", lambda m: m.group(1) + str(int(m.group(2)) + 1),
+                         card.read_text(), count=1)
+    with pytest.raises(AssertionError):
+        check_model_index(yaml_broken, docs)
+
+
+def test_documents_match_their_json():
+    """README.md and model_card.md: every marked table equals the JSON it names (docs/bench/<SET>);
+    a block without JSON must still be the placeholder; the model-index (if marked) matches too."""
+    checked = 0
+    for path in DOCS:
+        text = path.read_text()
+        used = []
+        for m in update_tables.blocks(text):
+            name, body = m.group("name"), m.group("body")
+            doc = update_tables.load_json(BENCH_DOCS, name)
+            if doc is None:
+                assert "|" not in body, f"{path.name}: bench:{name} shows a table but {BENCH_DOCS / name} has no JSON"
+                continue
+            assert check_block_numbers(body, doc) > 0
+            source = Path("docs") / "bench" / name / evaluate.JSON_NAME
+            assert body == update_tables.block_body(doc, str(source)), \
+                f"{path.name}: bench:{name} is out of date; run python scripts/update_tables.py"
+            used.append(doc)
+            checked += 1
+        if used and update_tables.YAML_START in text:
+            check_model_index(text, used)
+            checked += 1
+    # a JSON in docs/bench whose marked block still shows something else makes --check fail
+    assert update_tables.main(["--check", "--bench-dir", str(BENCH_DOCS)] + [str(p) for p in DOCS]) == 0
