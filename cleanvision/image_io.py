@@ -120,12 +120,14 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
 
 
 def encode_image(img: np.ndarray, suffix: str = ".png") -> bytes:
-    """Encode losslessly (PNG or TIFF), keeping the bit depth. RGB order in."""
+    """Encode losslessly (PNG or TIFF), keeping the bit depth. RGB order in; grey+alpha becomes RGBA."""
     if suffix.lower() not in WRITE_SUFFIXES:
         raise ImageWriteError(f"cannot write {suffix} losslessly; use one of {', '.join(WRITE_SUFFIXES)}")
     if img.dtype not in (np.uint8, np.uint16) and not (img.dtype == np.float32 and suffix.lower() != ".png"):
         raise ImageWriteError(f"cannot encode {img.dtype} images as {suffix}; use uint8/uint16 (PNG, TIFF) "
                               "or float32 (TIFF)")
+    if img.ndim == 3 and img.shape[2] == 2:  # grey + alpha: OpenCV writes no LA, so store as RGBA
+        img = np.dstack([img[..., 0], img[..., 0], img[..., 0], img[..., 1]])
     if img.ndim == 3 and img.shape[2] >= 3:
         code = cv2.COLOR_RGBA2BGRA if img.shape[2] == 4 else cv2.COLOR_RGB2BGR
         img = cv2.cvtColor(img, code)

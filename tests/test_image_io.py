@@ -74,3 +74,10 @@ def test_pixel_limit_and_folders(tmp_path, astronaut):
         read_image(tmp_path / "missing.png")
     with pytest.raises(ImageReadError, match="empty"):
         decode_image(b"", "upload")
+
+
+def test_grey_alpha_is_written_as_rgba(tmp_path):
+    la = np.dstack([np.arange(30 * 40).reshape(30, 40) % 256, np.full((30, 40), 7)]).astype(np.uint8)
+    back = read_image(write_image(tmp_path / "la.png", la))
+    assert back.shape == (30, 40, 4)
+    assert all(np.array_equal(back[..., i], la[..., 0]) for i in range(3)) and np.array_equal(back[..., 3], la[..., 1])
