@@ -72,9 +72,11 @@ def _split_for_processes(jobs: list):
     """Under ``accelerate launch`` / torchrun, give each process its share of the files."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return jobs, None
+    import torch
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    state = PartialState()
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
     with state.split_between_processes(jobs) as mine:
         return list(mine), state
 
@@ -238,12 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(b)
     b.set_defaults(func=bench_main)
 
-    try:
-        from .evaluate import add_eval_parser
-    except ImportError:  # evaluation module not available
-        pass
-    else:
-        add_eval_parser(sub)
+    from .evaluate import add_eval_parser
+
+    add_eval_parser(sub)
     return ap
 
 

@@ -122,7 +122,7 @@ def test_degrade_is_reproducible_and_records_parameters(tmp_path, astronaut, cap
 def test_console_script_and_help():
     exe = Path(sys.executable).with_name("cleanvision")
     assert exe.exists(), "the cleanvision console script is not installed (pip install -e .)"
-    for cmd in ([], ["denoise"], ["degrade"], ["push"]):
+    for cmd in ([], ["denoise"], ["degrade"], ["push"], ["eval"], ["bench"]):
         r = subprocess.run([str(exe), *cmd, "--help"], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and "usage: cleanvision" in r.stdout
 
@@ -184,3 +184,18 @@ def test_interrupted_folder_leaves_no_partial_files(tmp_path, astronaut):
     for f in written:
         assert read_image(f).shape == astronaut.shape
     shutil.rmtree(out)
+
+
+def test_denoise_splits_files_across_two_processes(tmp_path, astronaut):
+    """`accelerate`/torchrun with 2 CPU processes: every file restored once, by one process."""
+    src = tmp_path / "in"
+    for i in range(5):
+        write_image(src / f"{i}.png", add_gaussian_noise(astronaut[:128, :128], 20, i))
+    out = tmp_path / "out"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "yes", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                        "--master_port", "29541", "-m", "cleanvision.cli", "denoise", str(src), "-o", str(out)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == [f"{i}.png" for i in range(5)]
+    assert "[process 0] 3 written" in r.stderr and "[process 1] 2 written" in r.stderr

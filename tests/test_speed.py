@@ -1,0 +1,30 @@
+"""The speed benchmark runs end to end, and the fast engines keep the reference quality."""
+from __future__ import annotations
+
+import json
+
+from cleanvision.cli import main
+from cleanvision.speed import engine_quality
+
+from conftest import CBSD68, require
+
+
+def test_bench_writes_json_and_table(tmp_path, capsys):
+    out = tmp_path / "speed"
+    assert main(["bench", "--sizes", "96x64", "--engines", "reference,fp32", "--repeats", "1",
+                 "--out", str(out)]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["peak_gflops"]["fp32"] > 1
+    engines = [r["engine"] for r in report["results"]]
+    assert engines == ["reference", "fp32", "opencv-nlm"]
+    for r in report["results"]:
+        assert r["median_s"] > 0 and r["peak_rss_mb"] > 0 and r["width"] == 96
+    assert report["results"][0]["speedup_vs_reference"] == 1.0
+    assert "| 96×64 | fp32 |" in out.with_suffix(".md").read_text()
+
+
+def test_fast_engines_lose_at_most_0_05_db():
+    """Issue 5's rule for the shipped model, on the benchmark's `mixed` condition of CBSD68 (first 3)."""
+    q = engine_quality(None, require(CBSD68), ["reference", "fp32", "bf16"], limit=3)
+    for engine in ("fp32", "bf16"):
+        assert q["engines"][engine]["delta_vs_reference"] >= -0.05, q
