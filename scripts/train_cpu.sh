@@ -11,7 +11,7 @@ exec "$PY" train_accelerate.py \
   --validation_fraction 0.05 --max_validation_images 24 \
   --depth 12 --width 96 --pixel_unshuffle 2 \
   --patch_size 64 --train_batch_size 32 --patches_per_image 64 \
-  --max_train_steps "${STEPS:-20000}" --learning_rate 1e-3 --lr_warmup_steps 300 \
+  --max_train_steps "${STEPS:-13000}" --learning_rate 1e-3 --lr_warmup_steps 300 \
   --mixed_precision bf16 --channels_last \
   --checkpointing_steps 500 --checkpoints_total_limit 2 --validation_steps 1000 \
   --report_to tensorboard --resume_from_checkpoint latest \

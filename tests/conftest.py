@@ -54,3 +54,16 @@ def shipped():
     from cleanvision import Denoiser
 
     return Denoiser.from_pretrained()
+
+
+def random_dncnn(**kwargs):
+    """A DnCNN with a random last layer: fresh models start as the identity (zero-initialised
+    output conv), which would make tests of tiling, folding or influence trivially pass."""
+    import torch
+
+    from cleanvision import DnCNN
+
+    model = DnCNN(**kwargs)
+    torch.nn.init.normal_(model.body[-1].weight, std=0.05)
+    torch.nn.init.normal_(model.body[-1].bias, std=0.01)
+    return model

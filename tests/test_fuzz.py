@@ -8,11 +8,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cleanvision import Denoiser, DnCNN, ImageReadError
+from conftest import random_dncnn
+
+from cleanvision import Denoiser, ImageReadError
 from cleanvision.image_io import decode_image, encode_image
 
 torch.manual_seed(0)
-DEN = Denoiser(DnCNN(depth=3, width=4, pixel_unshuffle=2), tile_size=64)
+DEN = Denoiser(random_dncnn(depth=3, width=4, pixel_unshuffle=2), tile_size=64)
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from cleanvision import Denoiser, DnCNN, WeightsError
+from conftest import random_dncnn
+
+from cleanvision import Denoiser, WeightsError
 from cleanvision.metrics import psnr_uint8
 from cleanvision.noise import add_gaussian_noise
 
@@ -13,7 +15,7 @@ from cleanvision.noise import add_gaussian_noise
 @pytest.fixture(scope="module")
 def small():
     torch.manual_seed(0)
-    return lambda scale=2, channels=3: Denoiser(DnCNN(channels, depth=5, width=16, pixel_unshuffle=scale),
+    return lambda scale=2, channels=3: Denoiser(random_dncnn(channels=channels, depth=5, width=16, pixel_unshuffle=scale),
                                                 tile_size=256)
 
 
@@ -29,7 +31,7 @@ def test_shipped_model_restores_astronaut(shipped, astronaut):
 def test_tiled_equals_one_pass(scale, astronaut):
     """1000×700 with tiles of 256 equals the one-pass result (float, within 1e-4)."""
     torch.manual_seed(0)
-    model = DnCNN(depth=6, width=16, pixel_unshuffle=scale)
+    model = random_dncnn(depth=6, width=16, pixel_unshuffle=scale)
     img = np.tile(astronaut, (2, 2, 1))[:700, :1000].astype(np.float32) / 255
     img = add_gaussian_noise(img, 20, 0)
     tiled = Denoiser(model, tile_size=256, engine="fp32")
@@ -43,11 +45,11 @@ def test_tiled_equals_one_pass(scale, astronaut):
 
 def test_fast_engine_matches_reference(astronaut):
     torch.manual_seed(0)
-    net = DnCNN(depth=6, width=16, pixel_unshuffle=2)
+    net = random_dncnn(depth=6, width=16, pixel_unshuffle=2)
     net.train()
     net(torch.rand(4, 3, 32, 32))  # non-trivial BatchNorm statistics
     state = net.state_dict()
-    ref_net, fast_net = DnCNN(depth=6, width=16, pixel_unshuffle=2), DnCNN(depth=6, width=16, pixel_unshuffle=2)
+    ref_net, fast_net = random_dncnn(depth=6, width=16, pixel_unshuffle=2), random_dncnn(depth=6, width=16, pixel_unshuffle=2)
     ref_net.load_state_dict(state)
     fast_net.load_state_dict(state)
     img = astronaut.astype(np.float32) / 255
@@ -94,4 +96,4 @@ def test_bad_arrays_and_models(small, tmp_path):
     with pytest.raises(WeightsError, match="config.json"):
         Denoiser.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="engine"):
-        Denoiser(DnCNN(depth=3, width=4), engine="turbo")
+        Denoiser(random_dncnn(depth=3, width=4), engine="turbo")

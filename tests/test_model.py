@@ -6,13 +6,15 @@ import json
 import pytest
 import torch
 
+from conftest import random_dncnn
+
 from cleanvision import DnCNN, WeightsError
 
 
 @pytest.mark.parametrize("scale", [1, 2])
 def test_forward_is_input_minus_predicted_noise(scale):
     torch.manual_seed(0)
-    m = DnCNN(channels=3, depth=5, width=16, pixel_unshuffle=scale).eval()
+    m = random_dncnn(channels=3, depth=5, width=16, pixel_unshuffle=scale).eval()
     x = torch.rand(2, 3, 37, 50)  # odd sizes: the unshuffle variant pads and crops back
     with torch.no_grad():
         assert m(x).shape == x.shape
@@ -22,7 +24,7 @@ def test_forward_is_input_minus_predicted_noise(scale):
 @pytest.mark.parametrize("scale", [1, 2])
 def test_fuse_keeps_outputs(scale):
     torch.manual_seed(0)
-    m = DnCNN(depth=6, width=16, pixel_unshuffle=scale)
+    m = random_dncnn(depth=6, width=16, pixel_unshuffle=scale)
     m.train()
     for _ in range(3):  # give BatchNorm non-trivial running statistics
         m(torch.rand(4, 3, 32, 32))
@@ -39,7 +41,7 @@ def test_fuse_keeps_outputs(scale):
 def test_receptive_radius_bounds_influence(scale):
     """A change at one pixel must not reach beyond receptive_radius (tiling relies on it)."""
     torch.manual_seed(0)
-    m = DnCNN(depth=5, width=8, pixel_unshuffle=scale).eval()
+    m = random_dncnn(depth=5, width=8, pixel_unshuffle=scale).eval()
     x = torch.rand(1, 3, 64, 64)
     y = x.clone()
     y[..., 32, 32] += 0.5
@@ -52,7 +54,7 @@ def test_receptive_radius_bounds_influence(scale):
 
 def test_save_and_load_roundtrip(tmp_path):
     torch.manual_seed(0)
-    m = DnCNN(channels=1, depth=4, width=8, pixel_unshuffle=2).eval()
+    m = random_dncnn(channels=1, depth=4, width=8, pixel_unshuffle=2).eval()
     m.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["pixel_unshuffle"] == 2
     assert (tmp_path / "model.safetensors").is_file()
@@ -63,7 +65,7 @@ def test_save_and_load_roundtrip(tmp_path):
 
 
 def test_loading_is_strict_and_safetensors_only(tmp_path):
-    DnCNN(depth=4, width=8).save_pretrained(tmp_path)
+    random_dncnn(depth=4, width=8).save_pretrained(tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**cfg, "width": 16}))
     with pytest.raises(WeightsError, match="do not match"):
@@ -74,13 +76,13 @@ def test_loading_is_strict_and_safetensors_only(tmp_path):
     with pytest.raises(WeightsError, match="safetensors"):
         DnCNN.from_pretrained(tmp_path)
     (tmp_path / "model.safetensors").unlink()
-    torch.save(DnCNN(depth=4, width=8).state_dict(), tmp_path / "pytorch_model.bin")
+    torch.save(random_dncnn(depth=4, width=8).state_dict(), tmp_path / "pytorch_model.bin")
     with pytest.raises(WeightsError, match="no model.safetensors"):
         DnCNN.from_pretrained(tmp_path)  # pickled weights are never loaded
 
 
 def test_fused_model_saves_a_consistent_config(tmp_path):
-    m = DnCNN(depth=4, width=8).fuse()
+    m = random_dncnn(depth=4, width=8).fuse()
     m.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["batch_norm"] is False
     DnCNN.from_pretrained(tmp_path)
@@ -88,4 +90,11 @@ def test_fused_model_saves_a_consistent_config(tmp_path):
 
 def test_bad_config_rejected():
     with pytest.raises(ValueError):
-        DnCNN(channels=2)
+        random_dncnn(channels=2)
+
+
+def test_fresh_model_starts_as_identity():
+    """Zero-initialised output conv: training starts from 'no noise', not a random residual."""
+    x = torch.rand(2, 3, 24, 24)
+    with torch.no_grad():
+        assert torch.equal(DnCNN(depth=5, width=8, pixel_unshuffle=2).eval()(x), x)
