@@ -9,6 +9,9 @@ Only text between markers is touched:
 * ``<!-- bench:SET start -->`` ... ``<!-- bench:SET end -->`` (Markdown): replaced by the table
   of ``docs/bench/SET/results.json``, as ``cleanvision eval`` writes it (the same text as
   ``docs/bench/SET/results.md``).
+* ``<!-- include:NAME start -->`` ... ``<!-- include:NAME end -->``: replaced by the text of
+  ``docs/bench/NAME`` (the speed and load-test tables that ``cleanvision bench`` and
+  ``scripts/load_test.py`` write).
 * ``# bench:model-index start`` ... ``# bench:model-index end`` (YAML comments inside the
   front matter of a model card): replaced by a ``model-index`` block (Hugging Face's
   evaluation-results metadata) with the PSNR / SSIM of the card's model on every set that has
@@ -108,10 +111,30 @@ def render_model_index(docs: list[dict], model_name: str, model_key: str | None 
     return "\n".join(lines) + "\n"
 
 
+INCLUDE = re.compile(r"(<!-- include:(?P<name>[A-Za-z0-9_.-]+) start -->)(?P<body>.*?)(<!-- include:(?P=name) end -->)",
+                     re.S)
+
+
+def update_includes(text: str, path: Path, bench_dir: Path) -> tuple[str, list[str]]:
+    """``<!-- include:NAME start/end -->`` blocks get the text of ``bench_dir/NAME`` (speed, load tables)."""
+    report: list[str] = []
+
+    def fill(m: re.Match) -> str:
+        src = bench_dir / m.group("name")
+        if not src.is_file():
+            report.append(f"{path}: include:{m.group('name')}: no {src}; block left as it is")
+            return m.group(0)
+        body = "\n" + src.read_text().rstrip("\n") + "\n"
+        report.append(f"{path}: include:{m.group('name')}: {'unchanged' if body == m.group('body') else 'updated'}")
+        return m.group(1) + body + m.group(4)
+
+    return INCLUDE.sub(fill, text), report
+
+
 def update_text(text: str, path: Path, bench_dir: Path, model_name: str = DEFAULT_MODEL_NAME,
                 model_key: str | None = None) -> tuple[str, list[str]]:
     """The document with every marked block regenerated, and a report line per block / problem."""
-    report: list[str] = []
+    text, report = update_includes(text, path, bench_dir)
     found = blocks(text)
     if not found:
         report.append(f"{path}: no <!-- bench:SET start/end --> markers; left as it is")

@@ -1,0 +1,23 @@
+"""Every generated table in README.md and model_card.md matches the files it was generated from."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_documents_are_up_to_date():
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "update_tables.py"), "--check"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_readme_has_exactly_the_two_setup_commands_ci_uses():
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [l for l in quick.splitlines() if l.strip() and not l.startswith("#")]
+    assert commands == ["python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/python app/app.py",
+                        "bash scripts/test.sh"]
+    assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
