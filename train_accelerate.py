@@ -326,6 +326,10 @@ def main(argv: list[str] | None = None) -> dict:
         "train_images": len(train_images), "validation_images": len(val), **last_val,
         "finished": global_step >= args.max_train_steps,
     }
+    if args.init_from and (Path(args.init_from) / "training_info.json").is_file():
+        # a second stage records the first, so the shipped model's whole history stays with it
+        info["init_from"] = {"path": args.init_from,
+                             **json.loads((Path(args.init_from) / "training_info.json").read_text())}
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
         final.save_pretrained(out)

@@ -24,6 +24,17 @@ CARD = ROOT / "model_card.md"
 
 
 def training_block(info: dict) -> str:
+    """A table of each training stage (a run started ``--init_from`` another records it)."""
+    stages = []
+    while info:
+        stages.insert(0, info)
+        info = info.get("init_from")
+    if len(stages) == 1:
+        return stage_table(stages[0])
+    return "\n\n".join(f"Stage {i + 1} of {len(stages)}:\n\n" + stage_table(s) for i, s in enumerate(stages))
+
+
+def stage_table(info: dict) -> str:
     hours = info["wall_seconds"] / 3600
     data = info["train_data"] if isinstance(info["train_data"], str) else ", ".join(info["train_data"])
     rows = [
