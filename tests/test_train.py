@@ -90,3 +90,13 @@ def test_time_budget_stops_saves_and_resumes(tmp_path, folder):
     second = json.loads((out / "training_info.json").read_text())
     assert second["steps"] > first["steps"] and second["steps_this_run"] == second["steps"] - first["steps"]
     assert second["wall_seconds"] > first["wall_seconds"]  # total time, not this invocation's only
+
+
+def test_hub_dataset_route_offline(tmp_path, folder):
+    """--dataset_name goes through `datasets` (here its local imagefolder builder, no network)."""
+    out = tmp_path / "run"
+    run(["--dataset_name", "imagefolder", "--data_files", str(folder / "*.png"), "--validation_data_dir", str(folder),
+         "--output_dir", str(out), "--max_train_steps", "2", *TINY],
+        env_extra={"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["train_data"] == "imagefolder" and info["train_images"] == 12 and info["steps"] == 2
