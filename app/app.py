@@ -212,11 +212,9 @@ def _save_display(img: np.ndarray, path: Path) -> str:
 
 
 def _for_png(img: np.ndarray) -> np.ndarray:
-    """What PNG holds: float images (from float TIFFs) become 16-bit, grey + alpha becomes RGBA."""
+    """What PNG holds: float images (from float TIFFs) become 16-bit (encode_image makes grey + alpha RGBA)."""
     if img.dtype not in (np.uint8, np.uint16):
         img = np.rint(np.clip(img, 0.0, 1.0) * 65535.0).astype(np.uint16)
-    if img.ndim == 3 and img.shape[2] == 2:
-        img = np.concatenate([np.repeat(img[..., :1], 3, axis=2), img[..., 1:]], axis=2)
     return img
 
 
