@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "or $CLEANVISION_MODEL)")
     d.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --model")
     d.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    d.add_argument("--tile-size", type=int, default=768, help="largest tile side in px (bounds memory)")
+    d.add_argument("--tile-size", type=int, default=None,
+                   help="largest tile side in px (bounds memory; default 384 on CPU, 1024 on CUDA)")
     d.add_argument("--engine", default="auto", choices=("auto", "reference", "fp32", "bf16"))
     d.add_argument("--suffix", default="", help="added to each output name, e.g. _restored")
     d.add_argument("--format", default="png", choices=("png", "tif"))

@@ -67,18 +67,30 @@ def load_model(name_or_path: str | os.PathLike | None = None, revision: str | No
         raise WeightsError(f"{name}: cannot load model ({type(e).__name__}: {e})") from None
 
 
+CPU_TILE_SIZE = 384
+"""Fastest tile side on a 2-core CPU (``cleanvision bench --tile-sweep``, docs/bench/speed.md):
+small tiles keep a layer's activations in cache, which outweighs the extra overlap."""
+GPU_TILE_SIZE = 1024
+"""On a GPU bigger tiles mean fewer, fuller kernel launches (not swept here: no GPU)."""
+
+
+def default_tile_size(device: torch.device) -> int:
+    return GPU_TILE_SIZE if device.type == "cuda" else CPU_TILE_SIZE
+
+
 class Denoiser:
     """Blind restoration of numpy images with a DnCNN.
 
     Args:
         model: the network (BatchNorm is folded away unless ``engine="reference"``).
         device: ``cuda`` when available, else ``cpu``.
-        tile_size: largest tile side in pixels; bounds memory for any image size.
+        tile_size: largest tile side in pixels; bounds memory for any image size. Default
+            :func:`default_tile_size` of the device.
         engine: ``reference`` (plain fp32 eager PyTorch, the yardstick), ``fp32`` (folded
             BatchNorm, channels-last), ``bf16`` (fp32 plus bfloat16 autocast) or ``auto``.
     """
 
-    def __init__(self, model: DnCNN, device: str | torch.device | None = None, tile_size: int = 768,
+    def __init__(self, model: DnCNN, device: str | torch.device | None = None, tile_size: int | None = None,
                  engine: str = "auto"):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -89,6 +101,7 @@ class Denoiser:
             model = model.fuse().to(memory_format=torch.channels_last)
         self.model = model.to(self.device)
         s = model.scale
+        tile_size = tile_size or default_tile_size(self.device)
         self.tile_size = max(s, tile_size - tile_size % s)
         self.margin = -(-model.receptive_radius // s) * s  # rounded up to the unshuffle grid
 

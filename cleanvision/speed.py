@@ -42,9 +42,14 @@ def _peak_rss_mb() -> float:
 
 
 def _time_engine(model: str | None, engine: str, width: int, height: int, repeats: int,
-                 tile_size: int, queue) -> None:
+                 tile_size: int | None, queue, threads: int | None = None) -> None:
     """Child process: load, warm up, time; report through ``queue``."""
+    import torch
+
     from .inference import Denoiser
+
+    if threads:
+        torch.set_num_threads(threads)
 
     img = test_image(width, height)
     base = _peak_rss_mb()
@@ -77,10 +82,10 @@ def _time_nlm(width: int, height: int, repeats: int, queue) -> None:
                "peak_rss_mb": _peak_rss_mb()})
 
 
-def _in_child(target, *args) -> dict:
+def _in_child(target, *args, **kwargs) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=target, args=(*args, q))
+    p = ctx.Process(target=target, args=(*args, q), kwargs=kwargs)
     p.start()
     result = q.get()
     p.join()
@@ -113,16 +118,19 @@ def cpu_name() -> str:
 
 
 def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], repeats: int,
-        tile_size: int, nlm: bool = True) -> dict:
+        tile_size: int | None, nlm: bool = True) -> dict:
     import os
 
     import torch
     from tqdm.auto import tqdm
 
+    from .inference import default_tile_size
+
     report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "torch": torch.__version__},
               "peak_gflops": {d: matmul_peak_gflops(d) for d in ("fp32", "bf16")},
-              "model": model or "shipped", "tile_size": tile_size, "repeats": repeats, "results": []}
+              "model": model or "shipped", "tile_size": tile_size or default_tile_size(torch.device("cpu")),
+              "repeats": repeats, "results": []}
     jobs = [(w, h, e) for (w, h) in sizes for e in engines + (["opencv-nlm"] if nlm else [])]
     for w, h, e in tqdm(jobs, desc="bench", unit="run"):
         if e == "opencv-nlm":
@@ -139,6 +147,25 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
         if ref:
             r["speedup_vs_reference"] = ref["median_s"] / r["median_s"]
     return report
+
+
+def tile_sweep(model: str | None, engine: str, size: tuple[int, int], tile_sizes: list[int],
+               threads: list[int], repeats: int) -> list[dict]:
+    """Median seconds and peak memory per (tile size, thread count), each in a fresh process.
+
+    Bigger tiles waste less work on overlaps but hold more activations; this is the table the
+    default tile size (and the app's thread count) is chosen from.
+    """
+    from tqdm.auto import tqdm
+
+    w, h = size
+    rows = []
+    for t, n in tqdm([(t, n) for t in tile_sizes for n in threads], desc="tile sweep", unit="run"):
+        r = _in_child(_time_engine, model, engine, w, h, repeats, t, threads=n)
+        rows.append({"tile_size": t, "threads": n, "width": w, "height": h, "engine": engine,
+                     "median_s": r["median_s"], "mp_per_s": w * h / 1e6 / r["median_s"],
+                     "peak_rss_mb": r["peak_rss_mb"]})
+    return rows
 
 
 def engine_quality(model: str | None, clean_dir: str | Path, engines: list[str], limit: int | None = None) -> dict:
@@ -188,6 +215,13 @@ def markdown(report: dict) -> str:
         lines += ["", f"Quality on {q['data']} `{q['condition']}` ({q['images']} images), mean PSNR:", "",
                   "| engine | PSNR dB | Δ vs reference dB |", "| --- | ---: | ---: |"]
         lines += [f"| {e} | {v['psnr']:.3f} | {v['delta_vs_reference']:+.3f} |" for e, v in q["engines"].items()]
+    sweep = report.get("tile_sweep")
+    if sweep:
+        r0 = sweep[0]
+        lines += ["", f"Tile size × threads, {r0['width']}×{r0['height']}, engine `{r0['engine']}`:", "",
+                  "| tile | threads | median s | MP/s | peak RSS MB |", "| ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {r['tile_size']} | {r['threads']} | {r['median_s']:.3f} | {r['mp_per_s']:.2f} | "
+                  f"{r['peak_rss_mb']:.0f} |" for r in sweep]
     return "\n".join(lines).replace("| nan |", "| – |").replace(" nan |", " – |")
 
 
@@ -203,12 +237,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES), help=f"default {DEFAULT_SIZES}")
     p.add_argument("--engines", default="reference,fp32,bf16", help="comma-separated: reference, fp32, bf16, auto")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--tile-size", type=int, default=768)
+    p.add_argument("--tile-size", type=int, default=None, help="default: the Denoiser's for the device")
     p.add_argument("--no-nlm", action="store_true", help="skip OpenCV non-local means")
     p.add_argument("--quality-data", default=None, metavar="CLEAN_DIR",
                    help="also compare the engines' PSNR on this folder's benchmark 'mixed' condition "
                    "(e.g. ../shared/data/CBSD68)")
     p.add_argument("--quality-limit", type=int, default=None, help="first N images of --quality-data")
+    p.add_argument("--tile-sweep", default=None, metavar="TILES",
+                   help="also time these tile sizes (e.g. 256,512,768,1024) at the second --sizes entry")
+    p.add_argument("--sweep-threads", default=None, help="thread counts for --tile-sweep (default: torch's)")
+    p.add_argument("--sweep-engine", default="bf16", help="engine for --tile-sweep")
     p.add_argument("--out", default="docs/bench/speed", help="writes OUT.json and OUT.md")
 
 
@@ -219,6 +257,12 @@ def main_from_args(args: argparse.Namespace) -> int:
         report["quality"] = engine_quality(args.model, args.quality_data,
                                            ["reference"] + [e for e in engines if e != "reference"],
                                            args.quality_limit)
+    if args.tile_sweep:
+        import torch
+
+        threads = [int(t) for t in args.sweep_threads.split(",")] if args.sweep_threads else [torch.get_num_threads()]
+        report["tile_sweep"] = tile_sweep(args.model, args.sweep_engine, args.sizes[min(1, len(args.sizes) - 1)],
+                                          [int(t) for t in args.tile_sweep.split(",")], threads, args.repeats)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))

@@ -23,6 +23,17 @@ def test_bench_writes_json_and_table(tmp_path, capsys):
     assert "| 96×64 | fp32 |" in out.with_suffix(".md").read_text()
 
 
+def test_bench_tile_sweep(tmp_path):
+    out = tmp_path / "speed"
+    assert main(["bench", "--sizes", "96x64", "--engines", "fp32", "--repeats", "1", "--no-nlm",
+                 "--tile-sweep", "48,128", "--sweep-threads", "1,2", "--sweep-engine", "fp32",
+                 "--out", str(out)]) == 0
+    sweep = json.loads(out.with_suffix(".json").read_text())["tile_sweep"]
+    assert [(r["tile_size"], r["threads"]) for r in sweep] == [(48, 1), (48, 2), (128, 1), (128, 2)]
+    assert all(r["median_s"] > 0 and r["peak_rss_mb"] > 0 for r in sweep)
+    assert "| 128 | 2 |" in out.with_suffix(".md").read_text()
+
+
 def test_fast_engines_lose_at_most_0_05_db():
     """Issue 5's rule for the shipped model, on the benchmark's `mixed` condition of CBSD68 (first 3)."""
     q = engine_quality(None, require(CBSD68), ["reference", "fp32", "bf16"], limit=3)
