@@ -159,7 +159,9 @@ class Denoiser:
     def __call__(self, img: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """Restore an ``H×W``, ``H×W×1``, ``H×W×3`` or ``H×W×4`` image (alpha untouched).
 
-        uint8 and uint16 come back rounded in the same dtype; floats are taken as [0, 1].
+        uint8 and uint16 come back rounded in the same dtype; floats are taken as [0, 1], and
+        values outside it (e.g. unclipped synthetic noise) are clipped first: the model learned
+        from saved photos, which never leave that range, and does far worse on values it never saw.
         """
         img = np.asarray(img)
         if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 2, 3, 4)):
@@ -182,6 +184,8 @@ class Denoiser:
             colour = colour[..., 0]
         grey = colour.ndim == 2
         x = torch.from_numpy(np.ascontiguousarray(colour, dtype=np.float32)) / scale
+        if scale == 1.0:
+            x = x.clamp(0.0, 1.0)
         x = x[None, None] if grey else x.permute(2, 0, 1)[None]
         c = self.model.channels
         if x.shape[1] == c:
