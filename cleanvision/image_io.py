@@ -31,8 +31,9 @@ READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gi
 WRITE_SUFFIXES = (".png", ".tif", ".tiff")
 
 
-def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, int]]:
-    """Format and size from the header only; verify PNG chunks and JPEG completeness."""
+def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, int], bool]:
+    """Format, size and whether there is alpha, from the header only; verify PNG chunks and
+    JPEG completeness."""
     import io
 
     if not data:
@@ -46,8 +47,9 @@ def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, in
             finally:
                 Image.MAX_IMAGE_PIXELS = old
             fmt, (w, h) = im.format or "?", im.size
+            alpha = "A" in im.mode or "transparency" in im.info
     except UnidentifiedImageError:
-        return "?", (0, 0)  # Pillow cannot parse it (e.g. float RGB TIFF): OpenCV may
+        return "?", (0, 0), False  # Pillow cannot parse it (e.g. float RGB TIFF): OpenCV may
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageReadError(f"{name}: unreadable image header ({e})") from None
     if w < 1 or h < 1:
@@ -62,12 +64,12 @@ def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, in
             Image.open(io.BytesIO(data)).load()  # full decode: raises on a truncated stream
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for corrupt data
         raise ImageReadError(f"{name}: corrupt or truncated {fmt} ({e})") from None
-    return fmt, (w, h)
+    return fmt, (w, h), alpha
 
 
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode image bytes to an RGB-order array (see module docstring)."""
-    fmt, (w, h) = _header(data, name, max_pixels)
+    fmt, (w, h), alpha = _header(data, name, max_pixels)
     buf = np.frombuffer(data, np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is not None and not (img.ndim == 3 and img.shape[2] in (2, 4)):
@@ -76,8 +78,8 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
         img = oriented if oriented is not None else img
     if img is None and fmt == "?":
         raise ImageReadError(f"{name}: not an image file (or a format CleanVision cannot read)")
-    if img is None:
-        img = _decode_with_pillow(data, name)  # e.g. palette GIFs OpenCV cannot read
+    if img is None or (alpha and img.dtype == np.uint8 and not (img.ndim == 3 and img.shape[2] in (2, 4))):
+        img = _decode_with_pillow(data, name)  # palette GIFs OpenCV cannot read; alpha it drops (grey+alpha TIFF)
     if fmt == "?" and img.shape[0] * img.shape[1] > max_pixels:  # header was unreadable to Pillow;
         # OpenCV's own guard (CV_IO_MAX_IMAGE_PIXELS, 1 gigapixel) bounded the decode
         raise ImageReadError(f"{name}: {img.shape[1]}×{img.shape[0]} is over the limit of "

@@ -77,6 +77,7 @@ def build(folder: Path) -> list[Case]:
         "colour16.png": (_png(bgr.astype(np.uint16) * 257), None, (128, 128, 3), np.uint16),
         "rgba.png": (_png(rgba), None, (128, 128, 4), np.uint8),
         "grey_alpha.png": (_pil(Image.fromarray(np.dstack([grey, grey]), "LA"), "PNG"), None, (128, 128, 4), np.uint8),
+        "grey_alpha_tiff.tif": (_pil(Image.fromarray(np.dstack([grey, grey]), "LA"), "TIFF"), None, (128, 128, 4), np.uint8),
         "palette.png": (_pil(Image.fromarray(rgb).convert("P"), "PNG"), None, (128, 128, 3), np.uint8),
         "cmyk.jpg": (_pil(Image.fromarray(rgb).convert("CMYK"), "JPEG"), None, (128, 128, 3), np.uint8),
         "rotated exif.jpg": (_pil(wide, "JPEG", exif=exif), None, (128, 64, 3), np.uint8),
