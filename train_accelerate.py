@@ -269,6 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
     last_val: dict[str, float] = {}
     model.train()
     stop = global_step >= args.max_train_steps
+    out_of_time = False
     while not stop:
         for clean in loader:
             with accelerator.accumulate(model):
@@ -324,7 +325,10 @@ def main(argv: list[str] | None = None) -> dict:
         "wall_seconds": wall_before + time.time() - started_at,
         "train_data": args.dataset_name or args.train_data_dir,
         "train_images": len(train_images), "validation_images": len(val), **last_val,
-        "finished": global_step >= args.max_train_steps,
+        # the schedule ran to its end: the step limit, or the --max_train_minutes budget
+        "finished": global_step >= args.max_train_steps or out_of_time,
+        "stopped_by": "step limit" if global_step >= args.max_train_steps else
+        f"time budget: --max_train_minutes {args.max_train_minutes:g}" if out_of_time else "stopped early",
     }
     if args.init_from and (Path(args.init_from) / "training_info.json").is_file():
         # a second stage records the first, so the shipped model's whole history stays with it

@@ -210,6 +210,14 @@ def model_method(spec: str, engine: str, device: str | None) -> Method:
         try:
             t = json.loads(training.read_text())
             info["training"] = {k: t[k] for k in ("steps", "wall_seconds", "finished", "hardware") if k in t}
+            stages = []  # a run started --init_from another records it: count every stage
+            while isinstance(t, dict):
+                stages.append(t)
+                t = t.get("init_from")
+            t = stages[0]
+            if len(stages) > 1:
+                info["training"].update(stages=len(stages), total_steps=sum(x.get("steps", 0) for x in stages),
+                                        total_wall_seconds=sum(x.get("wall_seconds", 0) for x in stages))
             if t.get("finished") is False:
                 print(f"cleanvision eval: note: {training} says training is not finished "
                       f"(step {t.get('steps')})", file=sys.stderr)
@@ -581,10 +589,12 @@ def render_markdown(doc: dict, source: str | None = None, tool: str = "scripts/u
     if mk:
         mi = methods[mk[0]]
         w = mi.get("weights_sha256")
-        steps = (mi.get("training") or {}).get("steps")
+        tr = mi.get("training") or {}
+        steps = tr.get("total_steps", tr.get("steps"))
+        stages = f" in {tr['stages']} stages" if tr.get("stages") else ""
         notes.append(f"{mi['label']}: engine `{mi.get('engine')}` on {mi.get('device')}"
                      + (f", weights sha256 `{w[:12]}`" if w else "")
-                     + (f", {steps} training steps" if steps else "") + ".")
+                     + (f", {steps:,} training steps{stages}" if steps else "") + ".")
     notes.append(f"Times: {env.get('cpu')}, {env.get('cores')} cores, torch {env.get('torch')} "
                  f"({env.get('torch_threads')} threads), OpenCV {env.get('opencv')}; one run, shared machine.")
     if frozen:

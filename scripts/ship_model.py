@@ -41,7 +41,8 @@ def stage_table(info: dict) -> str:
         ("command", f"`{info['command']}`"),
         ("data", f"{data} ({info['train_images']} images; {info['validation_images']} held-out crops for validation)"),
         ("steps", f"{info['steps']:,} optimizer steps, {info['patches_seen']:,} patches"),
-        ("wall time", f"{hours:.2f} h" + ("" if info.get("finished") else " (stopped before the step limit)")),
+        ("wall time", f"{hours:.2f} h" + (f" (stopped by the {info['stopped_by']})" if info.get("stopped_by", "step limit") != "step limit"
+                                      else "" if info.get("finished") else " (stopped before the step limit)")),
         ("hardware", f"{info['hardware']}, {info['processes']} process(es), {info['mixed_precision']} autocast"),
         ("validation", f"PSNR {info.get('val/psnr', float('nan')):.2f} dB, SSIM {info.get('val/ssim', float('nan')):.4f} "
                        "(held-out crops, benchmark `mixed` noise ranges)"),

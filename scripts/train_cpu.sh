@@ -2,6 +2,10 @@
 # The CPU training run behind the shipped model (cleanvision/weights/default).
 # Resumable: run it again after an interruption and it continues from the last checkpoint.
 #   nice -n 19 bash scripts/train_cpu.sh runs/cpu-ffdnet12 > runs/cpu-ffdnet12.log 2>&1 &
+# Stage 2 of the shipped model: a warm restart from stage 1 for a fixed 85 minutes (the cosine
+# schedule ends with the time budget; the step limit is only a ceiling):
+#   STEPS=30000 EXTRA_ARGS="--init_from runs/cpu-ffdnet12 --learning_rate 5e-4 --lr_warmup_steps 200 \
+#     --max_train_minutes 85" nice -n 19 bash scripts/train_cpu.sh runs/cpu-ffdnet12-stage2
 set -euo pipefail
 OUT=${1:-runs/cpu-ffdnet12}
 DATA=${DATA:-../shared/data/train}

@@ -136,6 +136,10 @@ def test_outputs_and_a_tampered_benchmark(tiny, tmp_path):
     assert fig is not None and fig.shape[0] > 2 * 48 and fig.shape[1] > 8 * 48  # 2 rows, 8 columns
     md = (out / evaluate.MD_NAME).read_text()
     assert "first 1 image" in md and "CleanVision (shipped)" in md and "quoted" not in md
+    info, steps = json.loads((ROOT / "cleanvision/weights/default/training_info.json").read_text()), 0
+    while info:  # every stage of the shipped model counts (init_from chain)
+        steps, info = steps + info["steps"], info.get("init_from")
+    assert f"{steps:,} training steps" in md
     # an altered noisy file is refused (sha256 in the manifest)
     copy = tmp_path / SET
     shutil.copytree(bench, copy)

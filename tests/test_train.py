@@ -66,6 +66,7 @@ def test_resume_continues_at_the_saved_step(tmp_path, folder):
     assert "resumed from" in r.stderr and "at step 4" in r.stderr
     info = json.loads((out / "training_info.json").read_text())
     assert info["steps"] == 6 and info["steps_this_run"] == 2
+    assert info["finished"] is True and info["stopped_by"] == "step limit"
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
 
 
@@ -84,7 +85,8 @@ def test_time_budget_stops_saves_and_resumes(tmp_path, folder):
             "--max_train_minutes", "0.02", "--resume_from_checkpoint", "latest"]
     run(base)
     first = json.loads((out / "training_info.json").read_text())
-    assert 0 < first["steps"] < 100000 and first["finished"] is False
+    assert 0 < first["steps"] < 100000
+    assert first["finished"] is True and first["stopped_by"] == "time budget: --max_train_minutes 0.02"
     assert (out / f"checkpoint-{first['steps']}").is_dir() and (out / "model.safetensors").is_file()
     run(base)
     second = json.loads((out / "training_info.json").read_text())
