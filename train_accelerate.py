@@ -327,8 +327,8 @@ def main(argv: list[str] | None = None) -> dict:
         "train_images": len(train_images), "validation_images": len(val), **last_val,
         # the schedule ran to its end: the step limit, or the --max_train_minutes budget
         "finished": global_step >= args.max_train_steps or out_of_time,
-        "stopped_by": "step limit" if global_step >= args.max_train_steps else
-        f"time budget: --max_train_minutes {args.max_train_minutes:g}" if out_of_time else "stopped early",
+        "stopped_by": "step limit" if global_step >= args.max_train_steps
+        else f"time budget: --max_train_minutes {args.max_train_minutes:g}",
     }
     if args.init_from and (Path(args.init_from) / "training_info.json").is_file():
         # a second stage records the first, so the shipped model's whole history stays with it

@@ -192,6 +192,16 @@ def _bm3d(x, sigma):
     return to_uint8(out)
 
 
+def training_stages(info: dict) -> list[dict]:
+    """Every stage of a ``training_info.json``, first to last: a run started ``--init_from``
+    another nests that run's record under ``init_from``."""
+    stages = []
+    while isinstance(info, dict):
+        stages.insert(0, info)
+        info = info.get("init_from")
+    return stages
+
+
 def model_method(spec: str, engine: str, device: str | None) -> Method:
     """``shipped`` (the weights inside the package, whatever $CLEANVISION_MODEL says) or a folder / repo id."""
     from .inference import SHIPPED_MODEL, Denoiser
@@ -210,11 +220,7 @@ def model_method(spec: str, engine: str, device: str | None) -> Method:
         try:
             t = json.loads(training.read_text())
             info["training"] = {k: t[k] for k in ("steps", "wall_seconds", "finished", "hardware") if k in t}
-            stages = []  # a run started --init_from another records it: count every stage
-            while isinstance(t, dict):
-                stages.append(t)
-                t = t.get("init_from")
-            t = stages[0]
+            stages = training_stages(t)
             if len(stages) > 1:
                 info["training"].update(stages=len(stages), total_steps=sum(x.get("steps", 0) for x in stages),
                                         total_wall_seconds=sum(x.get("wall_seconds", 0) for x in stages))

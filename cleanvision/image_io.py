@@ -72,13 +72,14 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
     fmt, (w, h), alpha = _header(data, name, max_pixels)
     buf = np.frombuffer(data, np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if img is not None and not (img.ndim == 3 and img.shape[2] in (2, 4)):
+    decoded_alpha = img is not None and img.ndim == 3 and img.shape[2] in (2, 4)
+    if img is not None and not decoded_alpha:
         # No alpha: decode again with flags that apply the EXIF orientation, keeping depth.
         oriented = cv2.imdecode(buf, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
         img = oriented if oriented is not None else img
     if img is None and fmt == "?":
         raise ImageReadError(f"{name}: not an image file (or a format CleanVision cannot read)")
-    if img is None or (alpha and img.dtype == np.uint8 and not (img.ndim == 3 and img.shape[2] in (2, 4))):
+    if img is None or (alpha and not decoded_alpha and img.dtype == np.uint8):
         img = _decode_with_pillow(data, name)  # palette GIFs OpenCV cannot read; alpha it drops (grey+alpha TIFF)
     if fmt == "?" and img.shape[0] * img.shape[1] > max_pixels:  # header was unreadable to Pillow;
         # OpenCV's own guard (CV_IO_MAX_IMAGE_PIXELS, 1 gigapixel) bounded the decode

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from cleanvision import DnCNN
+from cleanvision.evaluate import training_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 DEST = ROOT / "cleanvision" / "weights" / "default"
@@ -25,10 +26,7 @@ CARD = ROOT / "model_card.md"
 
 def training_block(info: dict) -> str:
     """A table of each training stage (a run started ``--init_from`` another records it)."""
-    stages = []
-    while info:
-        stages.insert(0, info)
-        info = info.get("init_from")
+    stages = training_stages(info)
     if len(stages) == 1:
         return stage_table(stages[0])
     return "\n\n".join(f"Stage {i + 1} of {len(stages)}:\n\n" + stage_table(s) for i, s in enumerate(stages))
@@ -36,13 +34,14 @@ def training_block(info: dict) -> str:
 
 def stage_table(info: dict) -> str:
     hours = info["wall_seconds"] / 3600
+    # records older than "stopped_by" say only whether the step limit was reached
+    stopped = info.get("stopped_by", "step limit" if info.get("finished") else "time budget")
     data = info["train_data"] if isinstance(info["train_data"], str) else ", ".join(info["train_data"])
     rows = [
         ("command", f"`{info['command']}`"),
         ("data", f"{data} ({info['train_images']} images; {info['validation_images']} held-out crops for validation)"),
         ("steps", f"{info['steps']:,} optimizer steps, {info['patches_seen']:,} patches"),
-        ("wall time", f"{hours:.2f} h" + (f" (stopped by the {info['stopped_by']})" if info.get("stopped_by", "step limit") != "step limit"
-                                      else "" if info.get("finished") else " (stopped before the step limit)")),
+        ("wall time", f"{hours:.2f} h" + ("" if stopped == "step limit" else f" (stopped by the {stopped})")),
         ("hardware", f"{info['hardware']}, {info['processes']} process(es), {info['mixed_precision']} autocast"),
         ("validation", f"PSNR {info.get('val/psnr', float('nan')):.2f} dB, SSIM {info.get('val/ssim', float('nan')):.4f} "
                        "(held-out crops, benchmark `mixed` noise ranges)"),
