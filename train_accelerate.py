@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 from cleanvision import metrics
 from cleanvision.data import FolderImages, HubImages, RandomPatches, center_crop, holdout_split, list_images
 from cleanvision.model import DnCNN
-from cleanvision.noise import BENCH_RANGES, TRAIN_RANGES, degrade_batch, random_mixture
+from cleanvision.noise import BENCH_RANGES, random_mixture
+from cleanvision.real_noise import TRAIN_MIX, TrainingMix, training_batch
 from cleanvision.speed import cpu_name
 
 logger = get_logger(__name__)
@@ -62,6 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d.add_argument("--patch_size", type=int, default=64)
     d.add_argument("--patches_per_image", type=int, default=32)
     d.add_argument("--dataloader_num_workers", type=int, default=0)
+    d.add_argument("--real_fraction", type=float, default=TRAIN_MIX.real,
+                   help="share of patches with real-photo damage (camera noise, correlated noise, JPEG); "
+                        "the rest get the synthetic mixture. 0 = synthetic only")
+    d.add_argument("--grey_fraction", type=float, default=TRAIN_MIX.grey,
+                   help="share of patches made grey before damage (channel-identical damage)")
     m = p.add_argument_group("model")
     m.add_argument("--channels", type=int, default=3, choices=(1, 3))
     m.add_argument("--depth", type=int, default=17)
@@ -216,6 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
                 f"mixed precision {accelerator.mixed_precision}", main_process_only=True)
 
     train_images, val = build_data(args)
+    mix = TrainingMix(real=args.real_fraction, grey=args.grey_fraction)
     patches = RandomPatches(train_images, args.patch_size, args.patches_per_image)
     loader = DataLoader(patches, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=args.dataloader_num_workers,
@@ -273,8 +280,7 @@ def main(argv: list[str] | None = None) -> dict:
     while not stop:
         for clean in loader:
             with accelerator.accumulate(model):
-                clean = clean.float() / 255.0
-                noisy = degrade_batch(clean, ranges=TRAIN_RANGES)
+                clean, noisy = training_batch(clean.float() / 255.0, mix)
                 if args.channels_last:
                     clean = clean.contiguous(memory_format=torch.channels_last)
                     noisy = noisy.contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,283 @@
+"""Damage that real photos carry, for training: camera sensor noise, JPEG, grey images.
+
+The four synthetic types of :mod:`cleanvision.noise` draw noise independently per channel, so
+a model trained only on them learns to find noise as *disagreement between R, G and B* and
+leaves alone whatever damage the channels share (grey images, luminance noise, JPEG). This
+module adds, batched on the training device like :func:`~cleanvision.noise.degrade_batch`:
+
+* Gaussian and speckle noise with **channel correlation**: independent, luminance-only (the
+  same draw in every channel) or a random 3×3 mixing matrix;
+* **camera noise**: signal-dependent Poisson–Gaussian (shot + read) noise added in linear
+  light (undo the sRGB curve, add, redo it), as a sensor makes it;
+* **spatially correlated noise**: drawn on a Bayer mosaic and bilinearly demosaiced, or drawn
+  at half resolution and upsampled, as camera pipelines and resizing make it;
+* **JPEG** at a random quality, applied last (sometimes twice, with the 8×8 grid shifted).
+  JPEG runs through OpenCV on uint8 copies on the CPU: it is the very encoder the benchmark
+  (``make_bench.py``) uses, and at ≈0.1 ms per 64² patch it costs far less than a training step;
+* **grey images**: a share of the patches turned grey (three equal channels, as
+  :class:`~cleanvision.inference.Denoiser` feeds a grey image to a colour model) and degraded
+  with channel-identical damage, so a grey input is a case the model has seen.
+
+:func:`training_batch` mixes these with the synthetic mixture in the shares of a
+:class:`TrainingMix`; the shipped model's shares are recorded in ``model_card.md``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .noise import TRAIN_RANGES, NoiseRanges, degrade_batch
+
+#: Rec. 601 luma weights (what OpenCV's and JPEG's grey conversion use), RGB order.
+LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class RealRanges:
+    """Severities of the real-photo degradations (0-255 scale for σ; linear light for shot/read)."""
+
+    sigma: tuple[float, float] = (1.0, 50.0)          # Gaussian σ, correlated across channels
+    speckle_var: tuple[float, float] = (0.002, 0.06)  # multiplicative gain variance
+    shot: tuple[float, float] = (2e-4, 2e-2)          # Poisson gain a (log-uniform): var = a·x + b
+    read: tuple[float, float] = (1e-7, 1e-4)          # read-noise variance b (log-uniform)
+    jpeg_quality: tuple[int, int] = (10, 95)
+    # shares: what noise a real-photo patch gets (the rest: none, JPEG only)
+    p_gaussian: float = 0.35
+    p_speckle: float = 0.1
+    p_camera: float = 0.35
+    p_jpeg: float = 0.6          # JPEG after the noise (always when there is no noise)
+    p_double_jpeg: float = 0.2   # of the JPEG'd patches, a second pass with a shifted grid
+    # channel correlation of Gaussian / speckle / camera noise: independent, luma, random 3×3
+    p_channels: tuple[float, float, float] = (0.35, 0.4, 0.25)
+    # spatial correlation: white, Bayer mosaic + demosaic, half resolution + upsampling
+    p_spatial: tuple[float, float, float] = (0.4, 0.35, 0.25)
+
+
+REAL_RANGES = RealRanges()
+
+
+@dataclass(frozen=True)
+class TrainingMix:
+    """Shares of a training batch: ``real`` get :func:`degrade_real_batch`, the rest the
+    synthetic mixture; independently, ``grey`` of all patches are made grey first."""
+
+    real: float = 0.5
+    grey: float = 0.2
+    synthetic: NoiseRanges = TRAIN_RANGES
+    ranges: RealRanges = REAL_RANGES
+
+
+#: What the shipped model trains on (model_card.md, "Training data and noise").
+TRAIN_MIX = TrainingMix()
+#: The synthetic mixture alone: the model before real-photo damage was added.
+SYNTHETIC_ONLY = TrainingMix(real=0.0, grey=0.0)
+
+
+# --------------------------------------------------------------------------- colour helpers
+
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """The sRGB transfer curve undone (IEC 61966-2-1), values in [0, 1]."""
+    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """The sRGB transfer curve, values in [0, 1]."""
+    x = x.clamp(0.0, 1.0)
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def to_grey(x: torch.Tensor) -> torch.Tensor:
+    """B×3×H×W colour to B×3×H×W grey (three equal channels of Rec. 601 luma)."""
+    w = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True).expand_as(x).contiguous()
+
+
+# --------------------------------------------------------------------------- noise fields
+
+def _pick(probs: tuple[float, ...], b: int, dev, g) -> torch.Tensor:
+    """A category per image, drawn with the given probabilities."""
+    p = torch.tensor(probs, device=dev, dtype=torch.float32)
+    return torch.multinomial(p / p.sum(), b, replacement=True, generator=g)
+
+
+def _log_uniform(lo: float, hi: float, b: int, dev, g) -> torch.Tensor:
+    u = torch.rand(b, device=dev, generator=g)
+    return torch.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * u)
+
+
+def channel_mixing(kind: torch.Tensor, g=None) -> torch.Tensor:
+    """B×3×3 matrices that turn 3 independent unit noises into correlated ones, unit variance.
+
+    ``kind`` per image: 0 independent (identity), 1 luminance (the same draw in every
+    channel), 2 a random mixing matrix (rows normalised, so each channel keeps variance 1).
+    """
+    b, dev = kind.shape[0], kind.device
+    eye = torch.eye(3, device=dev).expand(b, 3, 3)
+    luma = torch.zeros(b, 3, 3, device=dev)
+    luma[:, :, 0] = 1.0
+    rnd = torch.randn(b, 3, 3, device=dev, generator=g)
+    rnd = rnd / rnd.norm(dim=2, keepdim=True).clamp(min=1e-6)
+    k = kind.view(b, 1, 1)
+    return torch.where(k == 0, eye, torch.where(k == 1, luma, rnd))
+
+
+def _demosaic_noise(z: torch.Tensor) -> torch.Tensor:
+    """Noise drawn on an RGGB Bayer mosaic, then bilinearly demosaiced (spatially correlated)."""
+    b, c, h, w = z.shape
+    mask = torch.zeros(1, 3, h, w, device=z.device, dtype=z.dtype)
+    mask[:, 0, 0::2, 0::2] = 1
+    mask[:, 1, 0::2, 1::2] = 1
+    mask[:, 1, 1::2, 0::2] = 1
+    mask[:, 2, 1::2, 1::2] = 1
+    k_rb = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], device=z.device, dtype=z.dtype) / 4
+    k_g = torch.tensor([[0, 1, 0], [1, 4, 1], [0, 1, 0]], device=z.device, dtype=z.dtype) / 4
+    kernel = torch.stack([k_rb, k_g, k_rb]).unsqueeze(1)  # 3×1×3×3, one per channel
+    return F.conv2d(F.pad(z * mask, (1, 1, 1, 1), mode="reflect"), kernel, groups=3)
+
+
+def _halfres_noise(z: torch.Tensor) -> torch.Tensor:
+    """Noise drawn at half resolution and upsampled bilinearly (as resizing a noisy photo does)."""
+    h, w = z.shape[-2:]
+    small = z[..., : (h + 1) // 2, : (w + 1) // 2]
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def correlated_noise(shape: tuple[int, int, int, int], channels: torch.Tensor, spatial: torch.Tensor,
+                     device=None, g=None) -> torch.Tensor:
+    """Zero-mean noise of unit variance per channel, correlated as asked per image.
+
+    ``channels``: 0 independent, 1 luminance, 2 random 3×3 (see :func:`channel_mixing`);
+    ``spatial``: 0 white, 1 Bayer-demosaiced, 2 half-resolution upsampled.
+    """
+    b = shape[0]
+    z = torch.randn(shape, device=device, generator=g)
+    s = spatial.view(b, 1, 1, 1)
+    z = torch.where(s == 1, _demosaic_noise(z), torch.where(s == 2, _halfres_noise(z), z))
+    z = torch.einsum("bij,bjhw->bihw", channel_mixing(channels, g), z)
+    return z / z.std(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
+
+
+# --------------------------------------------------------------------------- JPEG
+
+def jpeg_uint8(img: np.ndarray, quality: int) -> np.ndarray:
+    """Round-trip an RGB (H×W×3) or grey (H×W) uint8 image through OpenCV's baseline JPEG
+    (4:2:0 chroma for colour), as ``make_bench.py`` does."""
+    bgr = img[..., ::-1] if img.ndim == 3 else img
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode JPEG")
+    out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return out[..., ::-1] if out.ndim == 3 else out
+
+
+def jpeg_batch(x: torch.Tensor, quality: torch.Tensor, shift: torch.Tensor | None = None,
+               grey: torch.Tensor | None = None) -> torch.Tensor:
+    """JPEG each image of a B×3×H×W batch in [0, 1] whose ``quality`` > 0 (others pass through).
+
+    ``shift`` (B×2 ints in 0-7) rolls an image before encoding and back after, so a second
+    pass meets a different 8×8 grid; ``grey`` images are encoded as one-channel JPEG.
+    """
+    todo = (quality > 0).nonzero().flatten().tolist()
+    if not todo:
+        return x
+    u8 = torch.round(x.detach().clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = x.clone()
+    for i in todo:
+        img = u8[i]
+        dy, dx = (int(v) for v in shift[i]) if shift is not None else (0, 0)
+        if dy or dx:
+            img = np.roll(img, (dy, dx), axis=(0, 1))
+        if grey is not None and bool(grey[i]):
+            y = jpeg_uint8(np.ascontiguousarray(img[..., 0]), int(quality[i]))[..., None].repeat(3, axis=2)
+        else:
+            y = jpeg_uint8(img, int(quality[i]))
+        if dy or dx:
+            y = np.roll(y, (-dy, -dx), axis=(0, 1))
+        out[i] = torch.from_numpy(np.ascontiguousarray(y)).permute(2, 0, 1).to(x.device, x.dtype) / 255.0
+    return out
+
+
+# --------------------------------------------------------------------------- degradations
+
+def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, generator=None,
+                       ranges: RealRanges = REAL_RANGES) -> torch.Tensor:
+    """Real-photo damage for a B×3×H×W batch of float images in [0, 1].
+
+    Per image one of: Gaussian (σ), speckle, camera Poisson–Gaussian in linear light, or none;
+    the noise correlated across channels and in space as drawn; then, with probability
+    ``p_jpeg`` (always when there was no noise), JPEG at a random quality, sometimes twice.
+    ``grey`` (B bools) forces channel-identical noise, as a grey photo has. Quantised to 8 bits.
+    """
+    b, c, h, w = clean.shape
+    if c != 3:
+        raise ValueError(f"degrade_real_batch works on colour batches (B×3×H×W), got {tuple(clean.shape)}")
+    dev, g, r = clean.device, generator, ranges
+
+    def rand(*shape):
+        return torch.rand(*shape, device=dev, generator=g)
+
+    def col(v):
+        return v.view(b, 1, 1, 1)
+
+    kind = _pick((r.p_gaussian, r.p_speckle, r.p_camera,
+                  max(0.0, 1 - r.p_gaussian - r.p_speckle - r.p_camera)), b, dev, g)
+    chan = _pick(r.p_channels, b, dev, g)
+    if grey is not None:
+        chan = torch.where(grey.to(dev), torch.ones_like(chan), chan)
+    spatial = _pick(r.p_spatial, b, dev, g)
+    n = correlated_noise((b, 3, h, w), chan, spatial, dev, g)
+
+    sigma = (r.sigma[0] + (r.sigma[1] - r.sigma[0]) * rand(b)) / 255.0
+    var = r.speckle_var[0] + (r.speckle_var[1] - r.speckle_var[0]) * rand(b)
+    gauss = clean + n * col(sigma)
+    speck = clean + clean * n * col(var.sqrt())
+    lin = srgb_to_linear(clean)
+    a, rd = _log_uniform(*r.shot, b, dev, g), _log_uniform(*r.read, b, dev, g)
+    camera = linear_to_srgb(lin + n * (col(a) * lin + col(rd)).sqrt())
+    k = col(kind)
+    x = torch.where(k == 0, gauss, torch.where(k == 1, speck, torch.where(k == 2, camera, clean)))
+    x = torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
+
+    lo, hi = r.jpeg_quality
+    do_jpeg = (rand(b) < r.p_jpeg) | (kind == 3)
+    q = torch.randint(lo, hi + 1, (b,), device=dev, generator=g) * do_jpeg
+    x = jpeg_batch(x, q, grey=grey)
+    twice = do_jpeg & (rand(b) < r.p_double_jpeg)
+    q2 = torch.randint(lo, hi + 1, (b,), device=dev, generator=g) * twice
+    shift = torch.randint(1, 8, (b, 2), device=dev, generator=g)
+    return jpeg_batch(x, q2, shift, grey=grey)
+
+
+def training_batch(clean: torch.Tensor, mix: TrainingMix = TRAIN_MIX,
+                   generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clean target, degraded input) for a B×3×H×W batch in [0, 1], in the shares of ``mix``.
+
+    Grey patches are made grey *before* damage and stay grey in the target; their synthetic
+    damage is drawn on one channel and copied to all three, as a grey photo's would be.
+    """
+    b, dev, g = clean.shape[0], clean.device, generator
+    if clean.shape[1] == 1:  # a grey model: every patch is a grey photo
+        c3, n3 = training_batch(clean.expand(-1, 3, -1, -1), TrainingMix(mix.real, 1.0, mix.synthetic, mix.ranges), g)
+        return c3[:, :1], n3[:, :1]
+    grey = torch.rand(b, device=dev, generator=g) < mix.grey
+    real = torch.rand(b, device=dev, generator=g) < mix.real
+    clean = torch.where(grey.view(b, 1, 1, 1), to_grey(clean), clean)
+    noisy = torch.empty_like(clean)
+    for is_real in (False, True):
+        for is_grey in (False, True):
+            sel = ((real == is_real) & (grey == is_grey)).nonzero().flatten()
+            if sel.numel() == 0:
+                continue
+            part = clean[sel]
+            if is_real:
+                out = degrade_real_batch(part, grey[sel], g, mix.ranges)
+            elif is_grey:
+                out = degrade_batch(part[:, :1], g, mix.synthetic).expand(-1, 3, -1, -1)
+            else:
+                out = degrade_batch(part, g, mix.synthetic)
+            noisy[sel] = out
+    return clean, noisy
