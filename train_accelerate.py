@@ -38,10 +38,10 @@ from tqdm.auto import tqdm
 
 from cleanvision import metrics
 from cleanvision.data import FolderImages, HubImages, RandomPatches, center_crop, holdout_split, list_images
+from cleanvision.hardware import cpu_name
 from cleanvision.model import DnCNN
 from cleanvision.noise import BENCH_RANGES, random_mixture
 from cleanvision.real_noise import TRAIN_MIX, TrainingMix, training_batch
-from cleanvision.speed import cpu_name
 
 logger = get_logger(__name__)
 

@@ -17,10 +17,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from .errors import CleanVisionError
-from .image_io import MAX_PIXELS, READ_SUFFIXES, read_image, write_image
+from .image_io import (IMAGE_SUFFIXES, MAX_PIXELS, images_in, join_alpha, output_suffix, read_image, split_alpha,
+                       swap_rb, write_image)
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -33,17 +32,19 @@ def collect_inputs(inputs: Sequence[str], recursive: bool) -> tuple[list[tuple[P
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            it = p.rglob("*") if recursive else p.iterdir()
-            found = sorted(f for f in it if f.is_file() and f.suffix.lower() in READ_SUFFIXES
-                           and not f.name.startswith("."))
+            found = images_in(p, recursive)
             if not found:
-                errors.append(f"{p}: no images in this folder ({', '.join(READ_SUFFIXES)})")
+                errors.append(f"{p}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
             items += [(f, f.relative_to(p)) for f in found]
         elif p.exists():
             items.append((p, Path(p.name)))
         else:
             errors.append(f"{p}: no such file or folder")
     return items, errors
+
+
+class Skipped(Exception):
+    """An output that already exists and is kept (no ``--overwrite``): counted, not a failure."""
 
 
 def _output_path(outdir: Path, rel: Path, suffix: str, ext: str) -> Path:
@@ -81,11 +82,15 @@ def _split_for_processes(jobs: list):
         return list(mine), state
 
 
-def _run_jobs(jobs, errors, work, desc: str, state=None) -> int:
-    """Apply ``work(src, dest)`` to each job with a progress bar; print a summary; exit code."""
+def _run_jobs(jobs, errors, work, desc: str, outdir: Path, state=None) -> int:
+    """Apply ``work(src, dest)`` to each job with a progress bar; print a summary; exit code.
+
+    ``work`` raises :class:`Skipped` for an output it keeps; those are counted and reported,
+    and do not make the exit code 1.
+    """
     from tqdm.auto import tqdm
 
-    done = 0
+    done, skipped = 0, []
     main = state is None or state.is_main_process
     try:
         for src, dest in tqdm(jobs, desc=desc, unit="img", disable=not jobs or not main and state is not None,
@@ -93,20 +98,49 @@ def _run_jobs(jobs, errors, work, desc: str, state=None) -> int:
             try:
                 work(src, dest)
                 done += 1
+            except Skipped as e:
+                skipped.append(str(e))
             except CleanVisionError as e:
                 errors.append(str(e))
             except (ValueError, OSError) as e:
                 errors.append(f"{src}: {e}")
     except KeyboardInterrupt:
-        print(f"interrupted: {done} written, {len(jobs) - done} not processed (no partial files left)",
-              file=sys.stderr)
+        print(f"interrupted: {done} written, {len(jobs) - done - len(skipped)} not processed "
+              "(no partial files left)", file=sys.stderr)
         return EXIT_INTERRUPTED
     rank = "" if state is None else f"[process {state.process_index}] "
-    print(f"{rank}{done} written to {jobs[0][1].parent if jobs else '-'}"
-          + (f", {len(errors)} failed:" if errors else ""), file=sys.stderr)
+    summary = f"{rank}{done} written to {outdir}"
+    if skipped:
+        summary += f", {len(skipped)} skipped (already there; --overwrite replaces them)"
+    print(summary + (f", {len(errors)} failed:" if errors else ""), file=sys.stderr)
     for line in errors:
         print(f"  {line}", file=sys.stderr)
     return EXIT_FAILED if errors else 0
+
+
+def _final_dest(src: Path, dest: Path, img, overwrite: bool) -> Path:
+    """Where ``img`` (read from ``src``) is written: ``dest``, as TIFF if ``img`` is float;
+    raises :class:`Skipped` when that file exists (and no ``--overwrite``)."""
+    dest = dest.with_suffix(output_suffix(img, dest.suffix))
+    if not overwrite and dest.exists() and dest.resolve() == src.resolve():
+        raise CleanVisionError(f"{src}: output {dest} is one of the inputs (pass --overwrite to replace it)")
+    _skip_existing(dest, overwrite)
+    return dest
+
+
+def _skip_existing(dest: Path, overwrite: bool) -> None:
+    if dest.exists() and not overwrite:
+        raise Skipped(str(dest))
+
+
+def _strength(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= v <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
+    return v
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
@@ -121,14 +155,12 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                                    tile_size=args.tile_size, engine=args.engine)
 
     def work(src: Path, dest: Path) -> None:
-        if dest.exists() and not args.overwrite:
-            raise CleanVisionError(f"{src}: output {dest} already exists (pass --overwrite to replace it)")
+        _skip_existing(dest, args.overwrite)
         img = read_image(src, args.max_pixels)
-        if img.dtype == np.float32 and dest.suffix == ".png":
-            dest = dest.with_suffix(".tif")  # PNG cannot hold float samples; TIFF can, losslessly
-        write_image(dest, den(img), overwrite=args.overwrite)
+        write_image(_final_dest(src, dest, img, args.overwrite), den(img, strength=args.strength),
+                    overwrite=args.overwrite)
 
-    return _run_jobs(jobs, errors, work, "denoise", state)
+    return _run_jobs(jobs, errors, work, "denoise", Path(args.output), state)
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:
@@ -143,23 +175,20 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     manifest: dict[str, dict] = {}
 
     def work(src: Path, dest: Path) -> None:
-        if dest.exists() and not args.overwrite:
-            raise CleanVisionError(f"{src}: output {dest} already exists (pass --overwrite to replace it)")
-        img = read_image(src, args.max_pixels)
-        colour = img[..., :-1] if img.ndim == 3 and img.shape[2] in (2, 4) else img
+        _skip_existing(dest, args.overwrite)
+        colour, alpha = split_alpha(read_image(src, args.max_pixels))
         # per file from (seed, noise, file name): independent of file order, and for
         # ``--noise mixed`` the same generator as the frozen benchmark's make_bench.py
         rng = bench_rng(args.seed, args.noise.strip(), src.name)
-        bgr = colour[..., ::-1] if colour.ndim == 3 else colour  # the benchmark draws in OpenCV's order
+        bgr = swap_rb(colour)  # the benchmark draws in OpenCV's order
         noisy, params = random_mixture(bgr, rng) if spec is None else apply_noise(bgr, spec, rng)
-        noisy = noisy[..., ::-1] if noisy.ndim == 3 else noisy
-        if colour is not img:
-            noisy = np.concatenate([noisy if noisy.ndim == 3 else noisy[..., None], img[..., -1:]], axis=2)
+        noisy = join_alpha(swap_rb(noisy), alpha)
+        dest = _final_dest(src, dest, noisy, args.overwrite)
         write_image(dest, noisy, overwrite=args.overwrite)
         manifest[str(dest.relative_to(args.output))] = {"source": str(src), "seed": args.seed,
                                                         "noise": params}
 
-    code = _run_jobs(jobs, errors, work, "degrade")
+    code = _run_jobs(jobs, errors, work, "degrade", Path(args.output))
     if manifest:
         path = Path(args.output) / "degradations.json"
         old = json.loads(path.read_text()) if path.exists() else {}
@@ -185,7 +214,8 @@ def _add_io(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
     p.add_argument("-r", "--recursive", action="store_true", help="also take images in sub-folders")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never done otherwise)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs (otherwise they are skipped and counted)")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                    help=f"refuse images with more pixels (default {MAX_PIXELS:,})")
 
@@ -198,25 +228,36 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"cleanvision {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
+    from .inference import CPU_TILE_SIZE, ENGINES, GPU_TILE_SIZE
+
     d = sub.add_parser("denoise", help="restore images; writes lossless PNG/TIFF with the input's bit depth",
-                       description="Restore images. Outputs are OUTDIR/<name><suffix>.png (or .tif), "
-                       "same bit depth and channels as the input; existing files are never replaced "
-                       "without --overwrite. Exit code 1 if any input failed.")
+                       description="Restore images. Outputs are OUTDIR/<name><suffix>.png (or .tif; float "
+                       "images always .tif), same bit depth and channels as the input. Outputs that already "
+                       "exist are skipped and counted; --overwrite replaces them (an output that would "
+                       "replace an input is refused without it). Exit code 1 if any input failed, else 0.")
     _add_io(d)
     d.add_argument("--model", default=None, help="model folder or Hub repo id (default: the shipped model, "
                    "or $CLEANVISION_MODEL)")
     d.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --model")
     d.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     d.add_argument("--tile-size", type=int, default=None,
-                   help="largest tile side in px (bounds memory; default 384 on CPU, 1024 on CUDA)")
-    d.add_argument("--engine", default="auto", choices=("auto", "reference", "fp32", "bf16"))
+                   help=f"largest tile side in px (bounds memory; default {CPU_TILE_SIZE} on CPU, "
+                   f"{GPU_TILE_SIZE} on CUDA)")
+    d.add_argument("--engine", default="auto", choices=ENGINES,
+                   help="auto (bf16 where the hardware computes it natively, else fp32), reference "
+                   "(plain fp32 PyTorch), fp32 (folded BatchNorm, channels-last) or bf16 (default: auto)")
+    d.add_argument("--strength", type=_strength, default=1.0, metavar="0..1",
+                   help="fraction of the predicted damage removed: 1 the full restoration, 0 an exact "
+                   "copy of the input, between them a blend (default: 1)")
     d.add_argument("--suffix", default="", help="added to each output name, e.g. _restored")
-    d.add_argument("--format", default="png", choices=("png", "tif"))
+    d.add_argument("--format", default="png", choices=("png", "tif"),
+                   help="png, or tif (deflate-compressed; float images are always tif) (default: png)")
     d.set_defaults(func=cmd_denoise)
 
     g = sub.add_parser("degrade", help="make noisy copies of clean images (<name>_noisy.png)",
-                       description="Make noisy copies: OUTDIR/<name>_noisy.png plus degradations.json "
-                       "with the parameters drawn for each file. Reproducible from --seed and the file name.")
+                       description="Make noisy copies: OUTDIR/<name>_noisy.png (float images: .tif) plus "
+                       "degradations.json with the parameters drawn for each file. Reproducible from --seed "
+                       "and the file name. Outputs that already exist are skipped (--overwrite replaces them).")
     _add_io(g)
     g.add_argument("--noise", default="mixed", help="'mixed' (1-3 random types, SPEC.md ranges) or e.g. "
                    "gaussian=25,salt_pepper=0.05,speckle=0.04,scribble=4,thickness=3")

@@ -16,23 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from .image_io import IMAGE_SUFFIXES, centre_crop, list_images  # noqa: F401 - re-exported
 
-
-def list_images(paths: Sequence[str | Path], recursive: bool = True) -> list[Path]:
-    """Image files under the given files/folders, sorted, with a clear error when there are none."""
-    found: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            it = p.rglob("*") if recursive else p.iterdir()
-            found += sorted(f for f in it if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such file or folder")
-    if not found:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
-    return found
+# Which files are images, and the centre crop, are image_io's (one home for image conventions);
+# re-exported here for ``from cleanvision.data import list_images, center_crop``.
+center_crop = centre_crop
 
 
 def holdout_split(paths: Sequence[Path], fraction: float) -> tuple[list[Path], list[Path]]:
@@ -124,9 +112,3 @@ class RandomPatches(Dataset):
         t = torch.rot90(t, k % 4, dims=(1, 2))
         return t.flip(2) if k >= 4 else t.contiguous()
 
-
-def center_crop(img: np.ndarray, size: int) -> np.ndarray:
-    """Central ``size``×``size`` crop (or the whole image if smaller)."""
-    h, w = img.shape[:2]
-    y, x = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return img[y:y + size, x:x + size]

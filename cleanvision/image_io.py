@@ -7,7 +7,16 @@
   that the file decodes completely (truncated files are errors, not grey blocks).
 * Writes losslessly (PNG, TIFF) with the input's bit depth, atomically: a temporary file in
   the same folder renamed into place, so a crash never leaves a half-written output, and
-  never over an existing file unless asked.
+  never over an existing file unless asked. Written files get the mode a plain ``open()``
+  gives under the umask (``-rw-r--r--`` under umask 022). TIFFs are deflate-compressed
+  without a predictor, which plain ``tifffile`` and Pillow read with no extra codec package.
+
+It is also the one home of the image conventions the rest of the package shares:
+:data:`IMAGE_SUFFIXES` and :func:`list_images` (which files are images),
+:func:`split_alpha` / :func:`join_alpha` (alpha is the last of 2 or 4 channels and is
+passed through untouched), :func:`dtype_white` (the value of white per dtype),
+:func:`centre_crop`, :func:`swap_rb` (the frozen benchmark draws noise in OpenCV's BGR
+order) and :func:`output_suffix` (float images are written as float32 TIFF).
 
 Every problem raises :class:`~cleanvision.errors.ImageReadError` or
 :class:`~cleanvision.errors.ImageWriteError` with a one-line message naming the file.
@@ -18,6 +27,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -27,8 +37,114 @@ from .errors import ImageReadError, ImageWriteError
 
 #: Default largest image accepted, in pixels (about a 100-megapixel photo).
 MAX_PIXELS = 100_000_000
-READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+#: Every file suffix read as an image (lower case); the one list for listing folders.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+#: Suffixes written (losslessly).
 WRITE_SUFFIXES = (".png", ".tif", ".tiff")
+#: What float images are written as: PNG holds only 8/16-bit samples, float32 TIFF keeps them exactly.
+FLOAT_SUFFIX = ".tif"
+#: TIFF encoding: deflate (zlib) without a predictor, readable by plain tifffile and Pillow
+#: (OpenCV's default, LZW with a predictor, needs the imagecodecs package in tifffile).
+TIFF_PARAMS = (cv2.IMWRITE_TIFF_COMPRESSION, cv2.IMWRITE_TIFF_COMPRESSION_ADOBE_DEFLATE,
+               cv2.IMWRITE_TIFF_PREDICTOR, cv2.IMWRITE_TIFF_PREDICTOR_NONE)
+
+
+# ---------------------------------------------------------------------------- conventions
+
+
+class ImageDtypeError(TypeError, ValueError):
+    """An array dtype that is not an image sample type (uint8, uint16 or float in [0, 1])."""
+
+
+def dtype_white(dtype: np.dtype | type) -> float:
+    """The value of white for an image dtype: 255 (uint8), 65535 (uint16), 1.0 (any float).
+
+    Raises :class:`ImageDtypeError` (a ``TypeError`` and a ``ValueError``) for other dtypes.
+    """
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    if np.issubdtype(dtype, np.floating):
+        return 1.0
+    raise ImageDtypeError(f"unsupported image dtype {dtype}; use uint8, uint16 or float in [0, 1]")
+
+
+def split_alpha(img: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(colour, alpha)``: alpha is the last channel of an ``H×W×2`` or ``H×W×4`` image, kept
+    as ``H×W×1``; other images come back as ``(img, None)``. Both are views, not copies."""
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        return img[..., :-1], img[..., -1:]
+    return img, None
+
+
+def join_alpha(colour: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """Inverse of :func:`split_alpha`: ``colour`` (``H×W`` or ``H×W×C``) with ``alpha``
+    (``H×W×1`` or ``H×W``) appended as the last channel; ``colour`` itself when ``alpha`` is None."""
+    if alpha is None:
+        return colour
+    colour = colour if colour.ndim == 3 else colour[..., None]
+    alpha = alpha if alpha.ndim == 3 else alpha[..., None]
+    return np.concatenate([colour, alpha], axis=2)
+
+
+def swap_rb(img: np.ndarray) -> np.ndarray:
+    """RGB ↔ BGR of a colour image (a view); grey images unchanged. The frozen benchmark
+    (``make_bench.py``) draws its noise on OpenCV's BGR arrays, so noise meant to match it
+    bit for bit is drawn on ``swap_rb(rgb)`` and swapped back."""
+    return img[..., ::-1] if img.ndim == 3 and img.shape[2] == 3 else img
+
+
+def centre_crop(img: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size``×``size`` crop (a side shorter than ``size`` is kept whole;
+    ``size <= 0`` keeps the whole image), as a contiguous array."""
+    if size <= 0:
+        return np.ascontiguousarray(img)
+    h, w = img.shape[:2]
+    ch, cw = min(size, h), min(size, w)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(img[y:y + ch, x:x + cw])
+
+
+def output_suffix(img: np.ndarray, suffix: str = ".png") -> str:
+    """The suffix ``img`` is written with when ``suffix`` is asked for: float images cannot
+    be PNG, so they become :data:`FLOAT_SUFFIX` (float32 TIFF, lossless); all else keeps ``suffix``."""
+    if suffix.lower() == ".png" and np.issubdtype(img.dtype, np.floating):
+        return FLOAT_SUFFIX
+    return suffix
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """A file whose suffix is in :data:`IMAGE_SUFFIXES` and whose name is not hidden (``.``)."""
+    p = Path(path)
+    return p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+
+
+def images_in(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """The image files in ``folder`` (and its sub-folders if ``recursive``), sorted; may be empty."""
+    folder = Path(folder)
+    return sorted(f for f in (folder.rglob("*") if recursive else folder.iterdir()) if is_image_file(f))
+
+
+def list_images(paths: str | os.PathLike | Sequence[str | os.PathLike], recursive: bool = True) -> list[Path]:
+    """Image files under the given files and folders: files as given, folders through
+    :func:`images_in`. Raises ``FileNotFoundError`` for a missing path and when there are no images."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += images_in(p, recursive)
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    if not found:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
+    return found
+
+
+# ---------------------------------------------------------------------------- reading
 
 
 def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, int], bool]:
@@ -122,8 +238,13 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
     return decode_image(data, str(p), max_pixels)
 
 
+# ---------------------------------------------------------------------------- writing
+
+
 def encode_image(img: np.ndarray, suffix: str = ".png") -> bytes:
-    """Encode losslessly (PNG or TIFF), keeping the bit depth. RGB order in; grey+alpha becomes RGBA."""
+    """Encode losslessly (PNG or TIFF), keeping the bit depth. RGB order in; grey+alpha becomes RGBA.
+
+    TIFFs use :data:`TIFF_PARAMS` (deflate, no predictor)."""
     if suffix.lower() not in WRITE_SUFFIXES:
         raise ImageWriteError(f"cannot write {suffix} losslessly; use one of {', '.join(WRITE_SUFFIXES)}")
     if img.dtype not in (np.uint8, np.uint16) and not (img.dtype == np.float32 and suffix.lower() != ".png"):
@@ -134,7 +255,8 @@ def encode_image(img: np.ndarray, suffix: str = ".png") -> bytes:
     if img.ndim == 3 and img.shape[2] >= 3:
         code = cv2.COLOR_RGBA2BGRA if img.shape[2] == 4 else cv2.COLOR_RGB2BGR
         img = cv2.cvtColor(img, code)
-    ok, buf = cv2.imencode(suffix.lower(), img)
+    params = list(TIFF_PARAMS) if suffix.lower() in (".tif", ".tiff") else []
+    ok, buf = cv2.imencode(suffix.lower(), img, params)
     if not ok:
         raise ImageWriteError(f"OpenCV could not encode a {img.shape} {img.dtype} image as {suffix}")
     return buf.tobytes()
@@ -149,6 +271,7 @@ def write_image(path: str | os.PathLike, img: np.ndarray, overwrite: bool = Fals
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600; give what open() would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -177,3 +300,28 @@ def _link_new(tmp: str, dest: Path) -> None:
         if dest.exists():
             raise FileExistsError(dest) from None
         os.replace(tmp, dest)
+
+
+def umask() -> int:
+    """This process's umask, read without changing it where Linux reports it (/proc), so
+    other threads never see a changed umask."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)  # elsewhere: the only portable way to read it
+    os.umask(old)
+    return old
+
+
+def file_mode() -> int:
+    """The permission bits a new file made by plain ``open()`` gets: ``0o666`` less the umask."""
+    return 0o666 & ~umask()
+
+
+def give_open_mode(path: str | os.PathLike) -> None:
+    """Set ``path``'s permissions to :func:`file_mode`, for files that other libraries write
+    through ``mkstemp`` (0600), such as safetensors weights."""
+    os.chmod(path, file_mode())

@@ -20,12 +20,14 @@ import numpy as np
 import torch
 
 from .errors import WeightsError
+from .image_io import dtype_white, join_alpha, split_alpha
 from .model import DnCNN
 
 #: The weights that ship inside the package; ``Denoiser.from_pretrained()`` loads these.
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "default"
 #: Environment variable that picks another default model (a folder or a Hub repo id).
 MODEL_ENV = "CLEANVISION_MODEL"
+#: The engines a Denoiser runs (the one list; the CLI's ``--engine`` choices come from it).
 ENGINES = ("auto", "reference", "fp32", "bf16")
 
 Progress = Callable[[int, int], None]
@@ -174,20 +176,12 @@ class Denoiser:
             raise ValueError(f"expected an H×W, H×W×1, H×W×2, H×W×3 or H×W×4 image, got shape {img.shape}")
         if img.shape[0] < 1 or img.shape[1] < 1:
             raise ValueError(f"empty image of shape {img.shape}")
-        if img.dtype == np.uint8 or img.dtype == np.uint16:
-            scale = float(np.iinfo(img.dtype).max)
-        elif np.issubdtype(img.dtype, np.floating):
-            if not np.isfinite(img).all():
-                raise ValueError("image contains NaN or infinite values")
-            scale = 1.0
-        else:
-            raise ValueError(f"unsupported dtype {img.dtype}; use uint8, uint16 or float in [0, 1]")
+        scale = dtype_white(img.dtype)  # ImageDtypeError (a ValueError) for other dtypes
+        if scale == 1.0 and not np.isfinite(img).all():
+            raise ValueError("image contains NaN or infinite values")
         if float(strength) == 0.0:
             return img.copy()
-        alpha = None
-        colour = img
-        if img.ndim == 3 and img.shape[2] in (2, 4):
-            colour, alpha = img[..., :-1], img[..., -1:]
+        colour, alpha = split_alpha(img)
         if colour.ndim == 3 and colour.shape[2] == 1:
             colour = colour[..., 0]
         grey = colour.ndim == 2
@@ -212,6 +206,4 @@ class Denoiser:
             out = out.astype(img.dtype)
         if img.ndim == 3 and img.shape[2] == 1:
             out = out[..., None]
-        if alpha is not None:
-            out = np.concatenate([out if out.ndim == 3 else out[..., None], alpha], axis=2)
-        return out
+        return join_alpha(out, alpha)

@@ -14,7 +14,6 @@ never unpickles anything.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -116,6 +115,14 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
 
     # ------------------------------------------------------------------ loading
 
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """The mixin's save, then the weights get the mode a plain ``open()`` gives (safetensors
+        writes through ``mkstemp``, which makes 0600 whatever the umask)."""
+        from .image_io import give_open_mode
+
+        super()._save_pretrained(save_directory)
+        give_open_mode(Path(save_directory) / WEIGHTS_FILE)
+
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool,
                          local_files_only: bool, token, map_location: str = "cpu",
@@ -149,7 +156,3 @@ def load_weights(model: DnCNN, path: str | Path) -> DnCNN:
         raise WeightsError(f"{path}: weights do not match config.json: {' '.join(first)}") from None
     return model.eval()
 
-
-def read_config(folder: str | Path) -> dict:
-    """The ``config.json`` of a saved model folder (for reports; loading uses from_pretrained)."""
-    return json.loads((Path(folder) / "config.json").read_text())

@@ -20,6 +20,8 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
+from .image_io import dtype_white
+
 RngLike = int | np.random.Generator | None
 
 #: Canonical order in which a mixture applies the degradations (SPEC.md).
@@ -63,17 +65,6 @@ def as_rng(rng: RngLike) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def _scale(dtype: np.dtype) -> float:
-    """Value of 'white' for a dtype: images are processed on a 0-255 float scale."""
-    if dtype == np.uint8:
-        return 255.0
-    if dtype == np.uint16:
-        return 65535.0
-    if np.issubdtype(dtype, np.floating):
-        return 1.0
-    raise TypeError(f"unsupported image dtype {dtype}; use uint8, uint16 or float in [0, 1]")
-
-
 def _on_255_scale(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run ``fn`` on a float64 copy in [0, 255] and convert the result back to the input dtype."""
 
@@ -81,7 +72,7 @@ def _on_255_scale(fn: Callable[..., Any]) -> Callable[..., Any]:
         img = np.asarray(img)
         if img.ndim not in (2, 3):
             raise ValueError(f"expected an H×W or H×W×C image, got shape {img.shape}")
-        s = _scale(img.dtype)
+        s = dtype_white(img.dtype)
         out = fn(img.astype(np.float64) * (255.0 / s), *args, **kwargs)
         extra = None
         if isinstance(out, tuple):

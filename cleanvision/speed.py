@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+
+from .hardware import cpu_name
 
 DEFAULT_SIZES = "512x512,2040x1080,3840x2160"
 
@@ -107,16 +108,6 @@ def matmul_peak_gflops(dtype: str, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], repeats: int,
         tile_size: int | None, nlm: bool = True) -> dict:
     import os
@@ -124,12 +115,12 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
     import torch
     from tqdm.auto import tqdm
 
-    from .inference import default_tile_size
+    from .inference import default_device, default_tile_size
 
     report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "torch": torch.__version__},
               "peak_gflops": {d: matmul_peak_gflops(d) for d in ("fp32", "bf16")},
-              "model": model or "shipped", "tile_size": tile_size or default_tile_size(torch.device("cpu")),
+              "model": model or "shipped", "tile_size": tile_size or default_tile_size(default_device()),
               "repeats": repeats, "results": []}
     jobs = [(w, h, e) for (w, h) in sizes for e in engines + (["opencv-nlm"] if nlm else [])]
     for w, h, e in tqdm(jobs, desc="bench", unit="run"):
@@ -172,22 +163,23 @@ def engine_quality(model: str | None, clean_dir: str | Path, engines: list[str],
     """Mean PSNR per engine on the benchmark's ``mixed`` condition of ``clean_dir``.
 
     The noisy images are rebuilt bit for bit as ``make_bench.py`` makes them (same generator,
-    same OpenCV channel order), so this is the frozen benchmark without its files.
+    drawn in OpenCV's channel order: :func:`~cleanvision.image_io.swap_rb`), so this is the
+    frozen benchmark without its files.
     """
-    import cv2
     from tqdm.auto import tqdm
 
+    from .image_io import images_in, read_image, swap_rb
     from .inference import Denoiser
     from .metrics import psnr_uint8
     from .noise import bench_rng, random_mixture
 
-    files = sorted(p for p in Path(clean_dir).iterdir() if p.suffix.lower() in (".png", ".jpg", ".bmp", ".tif"))
+    files = images_in(clean_dir, recursive=False)
     files = files[:limit] if limit else files
     pairs = []
     for f in files:
-        bgr = cv2.imread(str(f))
-        noisy = random_mixture(bgr, bench_rng(0, "mixed", f.name))[0]
-        pairs.append((bgr[..., ::-1], np.ascontiguousarray(noisy[..., ::-1])))
+        clean = read_image(f)
+        noisy = random_mixture(swap_rb(clean), bench_rng(0, "mixed", f.name))[0]
+        pairs.append((clean, np.ascontiguousarray(swap_rb(noisy))))
     out = {}
     for e in engines:
         den = Denoiser.from_pretrained(model, engine=e)

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="docs/bench/load", help="writes OUT.json and OUT.md")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from cleanvision.speed import cpu_name
+    from cleanvision.hardware import cpu_name
 
     report = run(args.clients, args.seconds, args.size)
     report["machine"] = f"{cpu_name()}, {os.cpu_count()} cores"

@@ -48,19 +48,67 @@ def test_denoise_raises_psnr_and_keeps_going_past_bad_files(tmp_path, noisy_dir,
     assert sorted(p.name for p in out.iterdir()) == ["astronaut.png"]
 
 
-def test_denoise_never_overwrites(tmp_path, noisy_dir, capsys):
+def test_denoise_never_overwrites_and_skips_what_is_there(tmp_path, noisy_dir, capsys):
+    """Issue 11: a second run over the same folder exits 0, changes nothing, reports the skip."""
     out = tmp_path / "out"
     assert main(["denoise", str(noisy_dir), "-o", str(out)]) == 0
+    assert f"1 written to {out}" in capsys.readouterr().err
     first = (out / "astronaut.png").read_bytes()
     write_image(out / "astronaut.png", np.zeros((4, 4), np.uint8), overwrite=True)
-    assert main(["denoise", str(noisy_dir), "-o", str(out)]) == 1
-    assert "already exists" in capsys.readouterr().err
-    assert read_image(out / "astronaut.png").shape == (4, 4)
+    kept = (out / "astronaut.png").read_bytes()
+    assert main(["denoise", str(noisy_dir), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"0 written to {out}, 1 skipped" in err and "failed" not in err, err
+    assert (out / "astronaut.png").read_bytes() == kept
     assert main(["denoise", str(noisy_dir), "-o", str(out), "--overwrite"]) == 0
     assert (out / "astronaut.png").read_bytes() == first
-    # the output folder is the input folder: refuse to replace the input
+    # skips and failures together: exit 1 for the failure, the skip still counted as a skip
+    (noisy_dir / "broken.png").write_text("not an image")
+    assert main(["denoise", str(noisy_dir), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "0 written" in err and "1 skipped" in err and "1 failed" in err and "broken.png" in err
+    # the output folder is the input folder: refuse to replace the input, and say where outputs go
     assert main(["denoise", str(noisy_dir / "astronaut.png"), "-o", str(noisy_dir)]) == 1
-    assert "is one of the inputs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "is one of the inputs" in err and f"0 written to {noisy_dir}" in err, err
+
+
+def test_written_files_get_the_umask_mode(tmp_path, noisy_dir):
+    """Issue 11: images and saved weights get what open() gives, not mkstemp's 0600."""
+    import stat
+
+    from cleanvision import DnCNN
+
+    old = os.umask(0o022)
+    try:
+        assert main(["denoise", str(noisy_dir), "-o", str(tmp_path / "out")]) == 0
+        DnCNN(depth=3, width=4).save_pretrained(tmp_path / "model")
+        os.umask(0o077)
+        assert main(["denoise", str(noisy_dir), "-o", str(tmp_path / "private")]) == 0
+    finally:
+        os.umask(old)
+    assert stat.filemode((tmp_path / "out" / "astronaut.png").stat().st_mode) == "-rw-r--r--"
+    assert stat.filemode((tmp_path / "model" / "model.safetensors").stat().st_mode) == "-rw-r--r--"
+    assert stat.filemode((tmp_path / "private" / "astronaut.png").stat().st_mode) == "-rw-------"
+
+
+def test_strength_zero_copies_and_half_blends(tmp_path, noisy_dir, capsys):
+    src = read_image(noisy_dir / "astronaut.png")
+    assert main(["denoise", str(noisy_dir), "-o", str(tmp_path / "s0"), "--strength", "0"]) == 0
+    np.testing.assert_array_equal(read_image(tmp_path / "s0" / "astronaut.png"), src)
+    assert main(["denoise", str(noisy_dir), "-o", str(tmp_path / "s1")]) == 0
+    assert main(["denoise", str(noisy_dir), "-o", str(tmp_path / "s5"), "--strength", "0.5"]) == 0
+    full = read_image(tmp_path / "s1" / "astronaut.png").astype(int)
+    half = read_image(tmp_path / "s5" / "astronaut.png").astype(int)
+    lo, hi = np.minimum(src, full), np.maximum(src, full)
+    assert ((half >= lo - 1) & (half <= hi + 1)).all()  # between input and full, to rounding
+    assert 0 < np.abs(half - src).mean() < np.abs(full - src).mean()
+    for bad in ("1.5", "-0.1", "nan", "strong"):
+        with pytest.raises(SystemExit) as e:
+            main(["denoise", str(noisy_dir), "-o", str(tmp_path / "x"), "--strength", bad])
+        assert e.value.code == 2
+    assert "--strength" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_denoise_keeps_bit_depth_alpha_and_odd_files(tmp_path, capsys):
@@ -91,6 +139,24 @@ def test_float_tiff_roundtrip(tmp_path):
     assert out.dtype == np.float32 and out.shape == img.shape
 
 
+def test_tif_output_is_read_by_plain_tifffile(tmp_path, noisy_dir):
+    """Issue 11: deflate without a predictor, so tifffile needs no imagecodecs (and Pillow reads it)."""
+    import tifffile
+    from PIL import Image
+
+    grey16 = (np.arange(40 * 50).reshape(40, 50) * 20).astype(np.uint16)
+    write_image(noisy_dir / "grey16.png", grey16)
+    assert main(["denoise", str(noisy_dir), "-o", str(tmp_path / "out"), "--format", "tif"]) == 0
+    for name in ("astronaut.tif", "grey16.tif"):
+        path = tmp_path / "out" / name
+        with tifffile.TiffFile(path) as t:
+            assert t.pages[0].compression == tifffile.COMPRESSION.ADOBE_DEFLATE
+            assert t.pages[0].predictor == tifffile.PREDICTOR.NONE
+            np.testing.assert_array_equal(t.asarray(), read_image(path))
+        with Image.open(path) as im:
+            np.testing.assert_array_equal(np.asarray(im), read_image(path))
+
+
 def test_degrade_is_reproducible_and_records_parameters(tmp_path, astronaut, capsys, make_bench):
     write_image(tmp_path / "clean" / "0001.png", astronaut)
     write_image(tmp_path / "clean" / "0002.png", astronaut[::2, ::2])
@@ -114,7 +180,9 @@ def test_degrade_is_reproducible_and_records_parameters(tmp_path, astronaut, cap
     diff = read_image(c / "0001_noisy.png").astype(float) - astronaut
     unclipped = (astronaut > 80) & (astronaut < 175)
     assert abs(diff[unclipped].std() - 25) < 1.0
-    assert main(["degrade", str(tmp_path / "clean"), "-o", str(c), "--noise", "gaussian=25"]) == 1
+    before = (c / "0001_noisy.png").read_bytes()
+    assert main(["degrade", str(tmp_path / "clean"), "-o", str(c), "--noise", "gaussian=25"]) == 0  # skipped
+    assert "2 skipped" in capsys.readouterr().err and (c / "0001_noisy.png").read_bytes() == before
     assert main(["degrade", str(tmp_path / "clean"), "-o", str(c), "--noise", "blur=3"]) == 2
     assert "bad noise spec" in capsys.readouterr().err
 

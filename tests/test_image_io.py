@@ -81,3 +81,68 @@ def test_grey_alpha_is_written_as_rgba(tmp_path):
     back = read_image(write_image(tmp_path / "la.png", la))
     assert back.shape == (30, 40, 4)
     assert all(np.array_equal(back[..., i], la[..., 0]) for i in range(3)) and np.array_equal(back[..., 3], la[..., 1])
+
+
+def test_alpha_split_and_join_are_inverse():
+    from cleanvision.image_io import join_alpha, split_alpha
+
+    for shape in [(5, 6), (5, 6, 1), (5, 6, 2), (5, 6, 3), (5, 6, 4)]:
+        img = np.arange(np.prod(shape), dtype=np.uint16).reshape(shape)
+        colour, alpha = split_alpha(img)
+        if len(shape) == 3 and shape[2] in (2, 4):
+            assert colour.shape == (5, 6, shape[2] - 1) and alpha.shape == (5, 6, 1)
+            np.testing.assert_array_equal(alpha[..., 0], img[..., -1])
+        else:
+            assert colour is img and alpha is None
+        np.testing.assert_array_equal(join_alpha(colour, alpha), img)
+    grey = np.zeros((5, 6), np.uint8)
+    assert join_alpha(grey, np.ones((5, 6), np.uint8)).shape == (5, 6, 2)
+
+
+def test_dtype_white_and_float_output_suffix():
+    from cleanvision.image_io import ImageDtypeError, dtype_white, output_suffix
+
+    assert dtype_white(np.uint8) == 255.0 and dtype_white(np.dtype(np.uint16)) == 65535.0
+    assert dtype_white(np.float32) == dtype_white(np.float64) == 1.0
+    for bad in (np.int32, np.bool_, np.int8):
+        with pytest.raises(TypeError, match="dtype"):
+            dtype_white(bad)
+        with pytest.raises(ValueError):  # also a ValueError, as Denoiser has always raised
+            dtype_white(bad)
+    assert issubclass(ImageDtypeError, TypeError) and issubclass(ImageDtypeError, ValueError)
+    assert output_suffix(np.zeros(1, np.float32), ".png") == ".tif"
+    assert output_suffix(np.zeros(1, np.uint16), ".png") == ".png"
+    assert output_suffix(np.zeros(1, np.float32), ".tiff") == ".tiff"
+
+
+def test_list_images_one_suffix_list(tmp_path):
+    from cleanvision.image_io import IMAGE_SUFFIXES, images_in, list_images
+
+    for name in ("b.PNG", "a.jpg", "c.webp", "d.gif", "e.txt", ".hidden.png", "sub/f.tiff"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in images_in(tmp_path, recursive=False)] == ["a.jpg", "b.PNG", "c.webp", "d.gif"]
+    assert [p.name for p in list_images([tmp_path])] == ["a.jpg", "b.PNG", "c.webp", "d.gif", "f.tiff"]
+    assert list_images(tmp_path / "e.txt") == [tmp_path / "e.txt"]  # a file given by name is taken
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        list_images([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no images"):
+        list_images([tmp_path / "empty"])
+    from cleanvision.data import list_images as data_list_images
+
+    assert data_list_images is list_images and ".gif" in IMAGE_SUFFIXES
+
+
+def test_centre_crop_and_swap_rb():
+    from cleanvision.data import center_crop
+    from cleanvision.image_io import centre_crop, swap_rb
+
+    img = np.arange(7 * 10 * 3).reshape(7, 10, 3)
+    crop = centre_crop(img, 4)
+    np.testing.assert_array_equal(crop, img[1:5, 3:7])
+    assert crop.flags.c_contiguous and center_crop is centre_crop
+    assert centre_crop(img, 9).shape == (7, 9, 3) and centre_crop(img, 0).shape == img.shape
+    np.testing.assert_array_equal(swap_rb(img)[..., 0], img[..., 2])
+    grey = img[..., 0]
+    assert swap_rb(grey) is grey
