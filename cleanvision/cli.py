@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(b)
     b.set_defaults(func=bench_main)
 
-    from .evaluate import add_eval_parser
+    from .bench import add_eval_parser
 
     add_eval_parser(sub)
     return ap

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from cleanvision import DnCNN
-from cleanvision.evaluate import training_stages
+from cleanvision.bench import training_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 DEST = ROOT / "cleanvision" / "weights" / "default"

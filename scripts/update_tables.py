@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cleanvision.evaluate import JSON_NAME, model_keys, render_markdown  # noqa: E402
+from cleanvision.bench import JSON_NAME, model_keys, render_markdown  # noqa: E402
 
 DEFAULT_DOCS = ("README.md", "model_card.md")
 DEFAULT_MODEL_NAME = "cleanvision-dncnn"
@@ -83,6 +83,8 @@ def model_index_entries(docs: list[dict], model_key: str | None = None) -> list[
                 title = f"Gaussian σ={info['sigma']:g}, paper protocol" + (f", {crop}×{crop} centre crops"
                                                                           if crop else "")
                 config = f"paper-sigma{info['sigma']:g}"
+            elif info["protocol"] == "real":
+                title, config = "real camera noise (noisy photo vs mean of many shots)", "real"
             else:
                 title, config = f"{cond}, frozen benchmark seed {doc['bench']['seed']}", cond
             entries.append({"set": doc["set"], "title": title, "config": config,

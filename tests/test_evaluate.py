@@ -1,4 +1,4 @@
-"""The benchmark (cleanvision.evaluate) and the tables it feeds (scripts/update_tables.py).
+"""The benchmark (cleanvision.bench) and the tables it feeds (scripts/update_tables.py).
 
 Runs the real benchmark twice on crops of the first two CBSD68 images (frozen benchmark built
 by ../shared/bench/make_bench.py, paper protocol, the shipped model and every baseline), then
@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from cleanvision import evaluate
+from cleanvision import bench as evaluate
+from cleanvision.cli import main as cli_main
 from cleanvision.image_io import read_image
 
 from conftest import BENCH_SCRIPT, CBSD68, ROOT, require
@@ -64,7 +65,7 @@ def tiny(tmp_path_factory):
                 "--figure-conditions", "gauss25,sp10", "--crop-size", "48", "--no-progress"]
         if i == 2:
             argv += ["--methods", "model,noisy,median3,median5,gblur,nlm"]
-        assert evaluate.main(argv) == 0
+        assert cli_main(["eval", *argv]) == 0
         runs.append(json.loads((out / evaluate.JSON_NAME).read_text()))
     return clean, bench, runs[0], runs[1], root
 
@@ -129,7 +130,7 @@ def test_library_metrics_agree_with_the_benchmark_ssim(tiny):
     assert doc["results"]["mixed"]["noisy"]["per_image"][name]["psnr"] == pytest.approx(psnr_uint8(clean, noisy))
 
 
-def test_outputs_and_a_tampered_benchmark(tiny, tmp_path):
+def test_outputs_and_a_tampered_benchmark(tiny, tmp_path, capsys):
     clean_dir, bench, doc, _, root = tiny
     out = root / "run1"
     fig = cv2.imread(str(out / evaluate.FIGURE_NAME))
@@ -147,9 +148,12 @@ def test_outputs_and_a_tampered_benchmark(tiny, tmp_path):
     img = cv2.imread(str(f))
     img[0, 0] ^= 1
     cv2.imwrite(str(f), img)
-    with pytest.raises(SystemExit, match="sha256"):
-        evaluate.main(["--clean", str(clean_dir), "--bench", str(copy), "--out", str(tmp_path / "o"),
-                       "--methods", "noisy", "--conditions", "sp10", "--paper-sigmas", "", "--no-progress"])
+    argv = ["--clean", str(clean_dir), "--bench", str(copy), "--out", str(tmp_path / "o"),
+            "--methods", "noisy", "--conditions", "sp10", "--paper-sigmas", "", "--no-progress"]
+    with pytest.raises(evaluate.BenchError, match="sha256"):  # the library raises ...
+        evaluate.main_from_args(evaluate.build_parser().parse_args(argv))
+    assert cli_main(["eval", *argv]) == 1  # ... the CLI says it in one line and exits 1
+    assert "sha256" in capsys.readouterr().err
 
 
 def test_cli_eval_has_the_same_options():
