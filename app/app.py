@@ -10,8 +10,11 @@ default (works offline); a folder or a Hub repo id from ``--model`` or ``CLEANVI
 
 Uploads are read as raw files and decoded by :func:`cleanvision.image_io.decode_image`, so
 16-bit depth, alpha and EXIF orientation survive; the download is a lossless full-resolution
-PNG with the input's bit depth. Tests import this file and call :func:`build_demo` and
-:func:`launch`.
+PNG with the input's bit depth (float TIFFs: a float32 TIFF, as the CLI writes them).
+
+The two handlers, :func:`restore` and :func:`degrade_and_restore`, are plain functions of the
+denoiser and the inputs (tests call them directly); :func:`build_demo` makes the page and its
+API endpoints ``/restore`` and ``/degrade_and_restore`` from them, and :func:`launch` serves it.
 """
 from __future__ import annotations
 
@@ -37,7 +40,8 @@ import cv2
 import gradio as gr
 
 from cleanvision import CleanVisionError, Denoiser, ImageReadError, metrics
-from cleanvision.image_io import decode_image, encode_image, write_image
+from cleanvision.image_io import (decode_image, dtype_white, encode_image, join_alpha, output_suffix, split_alpha,
+                                  write_image)
 from cleanvision.inference import MODEL_ENV
 from cleanvision.noise import apply_noise
 
@@ -114,13 +118,20 @@ def _new_folder() -> Path:
     return folder
 
 
+def refuse(message: str, title: str = "Error") -> gr.Error:
+    """A ``gr.Error`` for the visitor, logged as one line (no traceback: a refused upload is
+    not a bug in the app)."""
+    log.warning("refused: %s", " ".join(message.split()))
+    return gr.Error(message, title=title, print_exception=False)
+
+
 def read_upload(payload: dict | str | None, what: str = "an image") -> tuple[np.ndarray, str]:
     """Decode an uploaded file, turning every problem into a ``gr.Error`` the visitor can read.
 
     The handlers run with ``preprocess=False``: ``gr.Image`` would open the upload with Pillow
     first (a bad file fails there with a generic message; numpy mode makes 16-bit 8-bit), so
-    they get Gradio's file payload (a dict with the cached ``path``) and decode the original
-    bytes here.
+    they get Gradio's file payload (a dict with the cached ``path``; a plain path works too)
+    and decode the original bytes here.
     """
     name = None
     if isinstance(payload, dict):
@@ -131,54 +142,39 @@ def read_upload(payload: dict | str | None, what: str = "an image") -> tuple[np.
             try:
                 data = base64.b64decode(url.split(",", 1)[1], validate=False)
             except (IndexError, ValueError):
-                raise gr.Error("The uploaded image data is not valid base64.",
-                               title="Cannot read this image") from None
+                raise refuse("The uploaded image data is not valid base64.", "Cannot read this image") from None
             path = _new_folder() / "upload"
             path.write_bytes(data)
     else:
         path = payload
     if not path:
-        raise gr.Error(f"Upload {what} first.", title="No image")
+        raise refuse(f"Upload {what} first.", "No image")
     p = Path(path)
     name = Path(name or p.name).name
     try:
         size = p.stat().st_size
     except OSError:
-        raise gr.Error(f"{name}: the upload could not be read; please upload it again.") from None
+        raise refuse(f"{name}: the upload could not be read; please upload it again.") from None
     if size > MAX_FILE_BYTES:
-        raise gr.Error(f"{name}: {size / 2**20:.1f} MB is over the upload limit of {MAX_FILE_MB} MB.",
-                       title="File too large")
+        raise refuse(f"{name}: {size / 2**20:.1f} MB is over the upload limit of {MAX_FILE_MB} MB.",
+                     "File too large")
     try:
         return decode_image(p.read_bytes(), name, max_pixels=MAX_PIXELS), name
     except ImageReadError as e:
-        raise gr.Error(str(e), title="Cannot read this image") from None
+        raise refuse(str(e), "Cannot read this image") from None
 
 
-def _clamp(v: float, lo: float, hi: float) -> float:
+def _clamp(v: float | None, lo: float, hi: float, default: float | None = None) -> float:
     """Slider values arrive unchecked (``preprocess=False``, and API callers send anything)."""
+    if v is None and default is not None:
+        return default
     try:
         v = float(v)
     except (TypeError, ValueError):
-        raise gr.Error(f"Expected a number, got {v!r}.") from None
+        raise refuse(f"Expected a number, got {v!r}.") from None
     if not np.isfinite(v):
-        raise gr.Error(f"Expected a finite number, got {v!r}.")
+        raise refuse(f"Expected a finite number, got {v!r}.")
     return min(max(v, lo), hi)
-
-
-def _split_alpha(img: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    if img.ndim == 3 and img.shape[2] in (2, 4):
-        return img[..., :-1], img[..., -1:]
-    return img, None
-
-
-def _join_alpha(colour: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    if alpha is None:
-        return colour
-    return np.concatenate([colour if colour.ndim == 3 else colour[..., None], alpha], axis=2)
-
-
-def _scale(dtype: np.dtype) -> float:
-    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
 
 
 def _describe(img: np.ndarray) -> str:
@@ -207,18 +203,15 @@ def to_display(img: np.ndarray) -> np.ndarray:
 
 
 def _save_display(img: np.ndarray, path: Path) -> str:
-    path.write_bytes(encode_image(_for_png(to_display(img)), ".png"))
+    path.write_bytes(encode_image(to_display(img), ".png"))
     return str(path)
 
 
-def _for_png(img: np.ndarray) -> np.ndarray:
-    """What PNG holds: float images (from float TIFFs) become 16-bit (encode_image makes grey + alpha RGBA)."""
-    if img.dtype not in (np.uint8, np.uint16):
-        img = np.rint(np.clip(img, 0.0, 1.0) * 65535.0).astype(np.uint16)
-    return img
+def _no_progress(*args, **kwargs) -> None:
+    pass
 
 
-def _restore(den: Denoiser, img: np.ndarray, progress: gr.Progress) -> tuple[np.ndarray, float]:
+def _restore(den: Denoiser, img: np.ndarray, strength: float, progress) -> tuple[np.ndarray, float]:
     progress(0, desc="Restoring")
 
     def tick(done: int, total: int) -> None:
@@ -226,19 +219,19 @@ def _restore(den: Denoiser, img: np.ndarray, progress: gr.Progress) -> tuple[np.
 
     t0 = time.perf_counter()
     try:
-        out = den(img, progress=tick)
+        out = den(img, progress=tick, strength=strength)
     except (CleanVisionError, ValueError) as e:
-        raise gr.Error(f"Cannot restore this image: {e}") from None
+        raise refuse(f"Cannot restore this image: {e}") from None
     except MemoryError:
-        raise gr.Error("Not enough memory to restore this image; try a smaller one.") from None
+        raise refuse("Not enough memory to restore this image; try a smaller one.") from None
     return out, time.perf_counter() - t0
 
 
 def _quality(clean: np.ndarray, other: np.ndarray) -> tuple[float, float | None]:
     """PSNR (dB) and SSIM against the clean image, on the 0-255 scale, colour channels only."""
-    s = 255.0 / _scale(clean.dtype)
-    a = _split_alpha(clean)[0].astype(np.float64) * s
-    b = _split_alpha(other)[0].astype(np.float64) * s
+    s = 255.0 / dtype_white(clean.dtype)
+    a = split_alpha(clean)[0].astype(np.float64) * s
+    b = split_alpha(other)[0].astype(np.float64) * s
     psnr = float(metrics.psnr(a, b, 255.0)[0])
     ssim = float(metrics.ssim(a, b, 255.0)[0]) if min(a.shape[:2]) >= 11 else None
     return psnr, ssim
@@ -250,6 +243,83 @@ def _fmt_psnr(v: float) -> str:
 
 def _fmt_ssim(v: float | None) -> str:
     return "n/a (image too small)" if v is None else f"{v:.4f}"
+
+
+def _strength_note(strength: float) -> str:
+    return "" if strength == 1.0 else f" at strength {strength:g}"
+
+
+# ---------------------------------------------------------------------------- the handlers
+
+
+def restore(den: Denoiser, image: dict | str | None, strength: float | None = 1.0,
+            progress=None) -> tuple[tuple[str, str], str, str]:
+    """Restore an uploaded image: ``((before, after) previews, the download, a status line)``.
+
+    ``image`` is Gradio's file payload or a path; ``strength`` in [0, 1] (1: full restoration,
+    0: the input unchanged); ``progress`` is a ``gr.Progress`` or None. The download is the
+    restored image at full resolution, lossless, with the input's bit depth and alpha: a PNG,
+    or a float32 TIFF for float input. Problems raise ``gr.Error`` with a message for the visitor.
+    """
+    progress = progress or _no_progress
+    img, name = read_upload(image, "a noisy photo")
+    strength = _clamp(strength, 0.0, 1.0, default=1.0)
+    out, seconds = _restore(den, img, strength, progress)
+    folder = _new_folder()
+    stem = Path(name).stem[:80] or "image"
+    download = folder / f"{stem}_restored{output_suffix(out, '.png')}"
+    try:
+        download.write_bytes(encode_image(out, download.suffix))
+    except CleanVisionError as e:
+        raise refuse(f"Cannot save the result: {e}") from None
+    before = _save_display(img, folder / "before.png")
+    after = _save_display(out, folder / "after.png")
+    extra = ", alpha kept" if split_alpha(img)[1] is not None else ""
+    kind = {np.dtype(np.uint8): "8-bit PNG", np.dtype(np.uint16): "16-bit PNG"}.get(out.dtype, "float32 TIFF")
+    preview = (f" Previews are scaled to {PREVIEW_MAX_SIDE} px; the download is full size."
+               if max(img.shape[:2]) > PREVIEW_MAX_SIDE else "")
+    status = (f"**Restored** {_describe(img)}{_strength_note(strength)} in **{seconds:.2f} s**. "
+              f"Download: lossless {kind} at full resolution{extra}.{preview}")
+    return (before, after), str(download), status
+
+
+def degrade_and_restore(den: Denoiser, clean_image: dict | str | None, sigma: float = 25,
+                        salt_pepper: float = 0.0, speckle_var: float = 0.0, scribbles: float = 0,
+                        thickness: float = 3, seed: float | None = 0, strength: float | None = 1.0,
+                        progress=None) -> tuple[str, str, str]:
+    """Add the chosen noise to a clean image (seeded), restore it: ``(noisy preview, restored
+    preview, a PSNR/SSIM report against the clean image)``. Arguments as the page's sliders;
+    out-of-range values are clamped to the sliders' ranges."""
+    progress = progress or _no_progress
+    clean, _ = read_upload(clean_image, "a clean image (or pick an example)")
+    note = ""
+    h, w = clean.shape[:2]
+    if h * w > SYNTH_MAX_PIXELS:
+        f = (SYNTH_MAX_PIXELS / (h * w)) ** 0.5
+        size = (max(1, int(w * f)), max(1, int(h * f)))
+        clean = cv2.resize(clean, size, interpolation=cv2.INTER_AREA)
+        note = f"\n\nThe {w}×{h} image was scaled to {size[0]}×{size[1]} for this demo."
+    params = {"sigma": _clamp(sigma, 0, 75), "salt_pepper": _clamp(salt_pepper, 0, 0.3),
+              "speckle_var": _clamp(speckle_var, 0, 0.1), "scribbles": round(_clamp(scribbles, 0, 10)),
+              "thickness": round(_clamp(thickness, 1, 8))}
+    seed = round(_clamp(seed or 0, 0, 2**63 - 1))
+    strength = _clamp(strength, 0.0, 1.0, default=1.0)
+    colour, alpha = split_alpha(clean)
+    try:
+        noisy_colour, _ = apply_noise(colour, params, seed)
+    except (ValueError, TypeError) as e:
+        raise refuse(f"Cannot add noise: {e}") from None
+    noisy = join_alpha(noisy_colour, alpha)
+    restored, seconds = _restore(den, noisy, strength, progress)
+    folder = _new_folder()
+    p_noisy, s_noisy = _quality(clean, noisy)
+    p_rest, s_rest = _quality(clean, restored)
+    gain = "" if p_noisy > 150 else f" ({p_rest - p_noisy:+.2f} dB)"
+    report = (f"| against the clean image | PSNR | SSIM |\n|---|---|---|\n"
+              f"| noisy | {_fmt_psnr(p_noisy)} | {_fmt_ssim(s_noisy)} |\n"
+              f"| restored | {_fmt_psnr(p_rest)}{gain} | {_fmt_ssim(s_rest)} |\n\n"
+              f"Restored {_describe(noisy)}{_strength_note(strength)} in **{seconds:.2f} s**.{note}")
+    return _save_display(noisy, folder / "noisy.png"), _save_display(restored, folder / "restored.png"), report
 
 
 def write_examples(folder: Path) -> tuple[list[str], list[str]]:
@@ -281,72 +351,29 @@ Upload a damaged photo, or add noise to a clean one and see how much comes back.
 
 def build_demo(den: Denoiser, model_label: str | None = None,
                examples_dir: str | Path | None = None) -> gr.Blocks:
-    """The page; ``model_label`` names the model in the footer.
+    """The page, built from :func:`restore` and :func:`degrade_and_restore` bound to ``den``;
+    ``model_label`` names the model in the footer.
 
-    Both handlers are also API endpoints: ``/restore`` and ``/degrade_and_restore``.
+    Both handlers are also API endpoints: ``/restore`` (image, strength) and
+    ``/degrade_and_restore`` (clean image, sigma, salt-and-pepper, speckle, scribbles,
+    thickness, seed, strength); ``strength`` came last and defaults to 1, so older callers
+    that leave it out still work.
     """
     clean_examples, noisy_examples = write_examples(Path(examples_dir or OUT_DIR / "examples"))
     params_m = sum(p.numel() for p in den.model.parameters()) / 1e6
     limits = (f"Limits: {MAX_FILE_MB} MB per file, {MAX_PIXELS // 1_000_000} megapixels. "
               f"One image is restored at a time; others wait in a queue of {QUEUE_SIZE}.")
 
-    def restore(image: dict | None, progress: gr.Progress = gr.Progress()):
-        """Restore an uploaded image: before/after previews, a lossless full-resolution PNG, a status line."""
-        img, name = read_upload(image, "a noisy photo")
-        out, seconds = _restore(den, img, progress)
-        folder = _new_folder()
-        stem = Path(name).stem[:80] or "image"
-        download = folder / f"{stem}_restored.png"
-        png = _for_png(out)
-        try:
-            download.write_bytes(encode_image(png, ".png"))
-        except CleanVisionError as e:
-            raise gr.Error(f"Cannot save the result: {e}") from None
-        before = _save_display(img, folder / "before.png")
-        after = _save_display(out, folder / "after.png")
-        extra = ", alpha kept" if _split_alpha(img)[1] is not None else ""
-        bits = "16-bit" if png.dtype == np.uint16 else "8-bit"
-        if img.dtype not in (np.uint8, np.uint16):
-            bits = "16-bit (from floating point)"
-        preview = (f" Previews are scaled to {PREVIEW_MAX_SIDE} px; the download is full size."
-                   if max(img.shape[:2]) > PREVIEW_MAX_SIDE else "")
-        status = (f"**Restored** {_describe(img)} in **{seconds:.2f} s**. "
-                  f"Download: lossless {bits} PNG at full resolution{extra}.{preview}")
-        return (before, after), str(download), status
+    def restore_event(image: dict | None, strength: float = 1.0, progress: gr.Progress = gr.Progress()):
+        """Restore an uploaded image: before/after previews, a lossless full-resolution download, a status line."""
+        return restore(den, image, strength, progress)
 
-    def degrade_and_restore(clean_image: dict | None, sigma: float, salt_pepper: float, speckle_var: float,
-                            scribbles: float, thickness: float, seed: float | None,
-                            progress: gr.Progress = gr.Progress()):
+    def degrade_and_restore_event(clean_image: dict | None, sigma: float, salt_pepper: float, speckle_var: float,
+                                  scribbles: float, thickness: float, seed: float | None, strength: float = 1.0,
+                                  progress: gr.Progress = gr.Progress()):
         """Add the chosen noise to a clean image (seeded), restore it; PSNR/SSIM against the clean image."""
-        clean, _ = read_upload(clean_image, "a clean image (or pick an example)")
-        note = ""
-        h, w = clean.shape[:2]
-        if h * w > SYNTH_MAX_PIXELS:
-            f = (SYNTH_MAX_PIXELS / (h * w)) ** 0.5
-            size = (max(1, int(w * f)), max(1, int(h * f)))
-            clean = cv2.resize(clean, size, interpolation=cv2.INTER_AREA)
-            note = f"\n\nThe {w}×{h} image was scaled to {size[0]}×{size[1]} for this demo."
-        params = {"sigma": _clamp(sigma, 0, 75), "salt_pepper": _clamp(salt_pepper, 0, 0.3),
-                  "speckle_var": _clamp(speckle_var, 0, 0.1), "scribbles": round(_clamp(scribbles, 0, 10)),
-                  "thickness": round(_clamp(thickness, 1, 8))}
-        seed = round(_clamp(seed or 0, 0, 2**63 - 1))
-        colour, alpha = _split_alpha(clean)
-        try:
-            noisy_colour, _ = apply_noise(colour, params, seed)
-        except (ValueError, TypeError) as e:
-            raise gr.Error(f"Cannot add noise: {e}") from None
-        noisy = _join_alpha(noisy_colour, alpha)
-        restored, seconds = _restore(den, noisy, progress)
-        folder = _new_folder()
-        p_noisy, s_noisy = _quality(clean, noisy)
-        p_rest, s_rest = _quality(clean, restored)
-        gain = "" if p_noisy > 150 else f" ({p_rest - p_noisy:+.2f} dB)"
-        report = (f"| against the clean image | PSNR | SSIM |\n|---|---|---|\n"
-                  f"| noisy | {_fmt_psnr(p_noisy)} | {_fmt_ssim(s_noisy)} |\n"
-                  f"| restored | {_fmt_psnr(p_rest)}{gain} | {_fmt_ssim(s_rest)} |\n\n"
-                  f"Restored {_describe(noisy)} in **{seconds:.2f} s**.{note}")
-        return (_save_display(noisy, folder / "noisy.png"), _save_display(restored, folder / "restored.png"),
-                report)
+        return degrade_and_restore(den, clean_image, sigma, salt_pepper, speckle_var, scribbles, thickness, seed,
+                                   strength, progress)
 
     with gr.Blocks(title="CleanVision: blind photo restoration", analytics_enabled=False,
                    delete_cache=(KEEP_OUTPUTS_S, KEEP_OUTPUTS_S)) as demo:
@@ -354,21 +381,26 @@ def build_demo(den: Denoiser, model_label: str | None = None,
         with gr.Tab("Restore my photo", id="restore-tab"):
             with gr.Row(equal_height=False):
                 with gr.Column():
-                    photo = gr.Image(label="Noisy photo (PNG, JPEG, TIFF, WebP, BMP; 8 or 16-bit)",
-                                     type="filepath", image_mode=None, sources=["upload", "clipboard"], format="png",
-                                     height=420, elem_id="restore-input")
+                    # short labels: on a phone the component's icons sit beside them
+                    photo = gr.Image(label="Noisy photo", type="filepath", image_mode=None,
+                                     sources=["upload", "clipboard"], format="png", height=420,
+                                     elem_id="restore-input")
+                    gr.Markdown("PNG, JPEG, TIFF, WebP or BMP; 8 or 16-bit, with or without alpha.",
+                                elem_id="restore-formats")
+                    strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength",
+                                         info="1 removes all the damage it finds; lower keeps more texture; "
+                                         "0 returns the photo unchanged", elem_id="restore-strength")
                     restore_btn = gr.Button("Restore", variant="primary", elem_id="restore-btn")
                     if noisy_examples:
                         gr.Examples([[p] for p in noisy_examples], inputs=[photo], label="Damaged examples",
                                     example_labels=["cat: Gaussian + scribbles", "coffee: salt-and-pepper + speckle",
                                                     "astronaut: Gaussian σ=25"])
                 with gr.Column():
-                    compare = gr.ImageSlider(label="Before (left) / after (right): drag the handle",
-                                             type="filepath", format="png", interactive=False,
-                                             buttons=["fullscreen"], max_height=420,
+                    compare = gr.ImageSlider(label="Before / after", type="filepath", format="png",
+                                             interactive=False, buttons=["fullscreen"], max_height=420,
                                              elem_id="restore-output")
-                    restored_file = gr.File(label="Restored image: full resolution, lossless PNG",
-                                            interactive=False, elem_id="restore-download")
+                    restored_file = gr.File(label="Restored, full size", interactive=False,
+                                            elem_id="restore-download")
                     status = gr.Markdown(label="status", elem_id="restore-status")
         with gr.Tab("Try it with synthetic noise", id="synthetic-tab"):
             with gr.Row(equal_height=False):
@@ -380,12 +412,15 @@ def build_demo(den: Denoiser, model_label: str | None = None,
                         gr.Examples([[p] for p in clean_examples], inputs=[clean_in],
                                     label="Clean examples (scikit-image)", example_labels=list(CLEAN_EXAMPLES))
                 with gr.Column():
-                    sigma = gr.Slider(0, 75, value=25, step=1, label="Gaussian noise σ (0-255 scale)")
-                    salt_pepper = gr.Slider(0, 0.3, value=0.0, step=0.01, label="Salt-and-pepper: fraction of pixels")
+                    sigma = gr.Slider(0, 75, value=25, step=1, label="Gaussian σ (0-255)")
+                    salt_pepper = gr.Slider(0, 0.3, value=0.0, step=0.01, label="Salt-and-pepper share")
                     speckle = gr.Slider(0, 0.1, value=0.0, step=0.005, label="Speckle variance")
-                    scribbles = gr.Slider(0, 10, value=0, step=1, label="Number of scribbles")
-                    thickness = gr.Slider(1, 8, value=3, step=1, label="Scribble thickness (px)")
+                    scribbles = gr.Slider(0, 10, value=0, step=1, label="Scribbles")
+                    thickness = gr.Slider(1, 8, value=3, step=1, label="Scribble width (px)")
                     seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same noise)")
+                    synth_strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength",
+                                               info="of the restoration: 1 full, 0 none",
+                                               elem_id="synthetic-strength")
                     synth_btn = gr.Button("Add noise and restore", variant="primary", elem_id="synthetic-btn")
             with gr.Row():
                 noisy_out = gr.Image(label="Noisy", type="filepath", format="png", interactive=False,
@@ -397,10 +432,10 @@ def build_demo(den: Denoiser, model_label: str | None = None,
                     f"{den.engine} engine on {den.device.type}. {limits} "
                     "Uploads and results are deleted after an hour.")
 
-        restore_btn.click(restore, inputs=[photo], outputs=[compare, restored_file, status], api_name="restore",
-                          preprocess=False, concurrency_limit=1, concurrency_id=CONCURRENCY_ID)
-        synth_btn.click(degrade_and_restore,
-                        inputs=[clean_in, sigma, salt_pepper, speckle, scribbles, thickness, seed],
+        restore_btn.click(restore_event, inputs=[photo, strength], outputs=[compare, restored_file, status],
+                          api_name="restore", preprocess=False, concurrency_limit=1, concurrency_id=CONCURRENCY_ID)
+        synth_btn.click(degrade_and_restore_event,
+                        inputs=[clean_in, sigma, salt_pepper, speckle, scribbles, thickness, seed, synth_strength],
                         outputs=[noisy_out, restored_out, metrics_md], api_name="degrade_and_restore",
                         preprocess=False, concurrency_limit=1, concurrency_id=CONCURRENCY_ID)
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)

@@ -21,6 +21,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 900}
+#: A phone held upright (iPhone 12-15: 390 CSS px wide).
+PHONE_VIEWPORT = {"width": 390, "height": 844}
 
 
 def load_app():
@@ -61,7 +63,7 @@ def require_chromium() -> Path:
 
 
 @contextlib.contextmanager
-def chromium_page() -> Iterator[object]:
+def chromium_page(viewport: dict | None = None) -> Iterator[object]:
     """A page in headless Chromium with a fresh profile, limited to loopback requests."""
     from playwright.sync_api import sync_playwright
 
@@ -69,7 +71,7 @@ def chromium_page() -> Iterator[object]:
     with tempfile.TemporaryDirectory(prefix="cleanvision-chromium-") as profile, sync_playwright() as pw:
         # launch_persistent_context passes the fresh folder as --user-data-dir.
         context = pw.chromium.launch_persistent_context(profile, executable_path=str(exe), headless=True,
-                                                        args=CHROMIUM_ARGS, viewport=VIEWPORT)
+                                                        args=CHROMIUM_ARGS, viewport=viewport or VIEWPORT)
         try:
             context.route("**/*", lambda route: route.continue_()
                           if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:"))
@@ -103,3 +105,32 @@ def restore_in_browser(page, url: str, image: str | Path, screenshot: str | Path
         "result_images": page.locator("#restore-output img").count(),
         "download": "".join(page.locator("#restore-download").inner_text().split()),
     }
+
+
+_LABEL_PROBLEMS_JS = """() => {
+  const visible = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0 && el.checkVisibility(); };
+  const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const problems = [];
+  for (const label of document.querySelectorAll('label')) {
+    if (!visible(label) || !label.innerText.trim()) continue;
+    const text = label.innerText.trim().split('\\n')[0];
+    const r = label.getBoundingClientRect();
+    const block = label.closest('.block') || document.body;
+    if (label.scrollWidth > label.clientWidth + 1 || r.right > block.getBoundingClientRect().right + 1
+        || r.right > window.innerWidth)
+      problems.push(`label "${text}" is cut off (${label.scrollWidth} px of text in ${label.clientWidth} px)`);
+    for (const b of block.querySelectorAll('button')) {
+      const q = b.getBoundingClientRect();
+      if (q.width > 64 || q.height > 64) continue;  // icon buttons only, not the upload area under the label
+      if (visible(b) && !label.contains(b) && !b.contains(label) && hit(r, q))
+        problems.push(`label "${text}" lies under the button "${b.getAttribute('aria-label') || b.innerText}"`);
+    }
+  }
+  return problems;
+}"""
+
+
+def label_problems(page) -> list[str]:
+    """Visible labels that are cut off or lie under a component's icon buttons (as a long
+    label did on a phone), one line each; empty when every label can be read."""
+    return page.evaluate(_LABEL_PROBLEMS_JS)

@@ -98,3 +98,95 @@ def test_every_corpus_file_is_restored_or_refused_with_its_message(served, tmp_p
             _, download, _ = client.predict(handle_file(str(case.path)), api_name="/restore")
             out = read_image(download)
             assert out.shape[:2] == case.shape[:2], case.name
+
+
+# ---------------------------------------------------------------------------- the handlers, called directly
+
+
+@pytest.fixture(scope="module")
+def app_module():
+    from browser_util import load_app
+
+    return load_app()
+
+
+def test_restore_handler_strength(app_module, shipped, astronaut, tmp_path):
+    """Issue 12: strength 0 gives the input back, 0.5 lies between the input and the full restoration."""
+    noisy, _ = apply_noise(astronaut[:96, :128], {"sigma": 25}, 0)
+    path = tmp_path / "noisy.png"
+    path.write_bytes(encode_image(noisy, ".png"))
+    results = {}
+    for s in (0.0, 0.5, 1.0):
+        (before, after), download, status = app_module.restore(shipped, str(path), strength=s)
+        results[s] = read_image(download).astype(int)
+        assert download.endswith("noisy_restored.png") and read_image(after).shape == noisy.shape
+        assert ("strength" in status) == (s != 1.0), status
+    np.testing.assert_array_equal(results[0.0], noisy)
+    lo, hi = np.minimum(noisy, results[1.0]), np.maximum(noisy, results[1.0])
+    assert ((results[0.5] >= lo - 1) & (results[0.5] <= hi + 1)).all()
+    assert 0 < np.abs(results[0.5] - noisy).mean() < np.abs(results[1.0] - noisy).mean()
+    _, default, _ = app_module.restore(shipped, {"path": str(path), "orig_name": "mine.png"})  # strength left out
+    np.testing.assert_array_equal(read_image(default), results[1.0])
+    assert default.endswith("mine_restored.png")
+
+
+def test_degrade_and_restore_handler(app_module, shipped, coffee, tmp_path):
+    path = tmp_path / "coffee.png"
+    path.write_bytes(encode_image(coffee[:120, :160], ".png"))
+    noisy, restored, report = app_module.degrade_and_restore(shipped, str(path), 30, 0.05, 0.0, 2, 2, 7)
+    assert "PSNR" in report and read_image(restored).shape == (120, 160, 3)
+    noisy0, restored0, report0 = app_module.degrade_and_restore(shipped, str(path), 30, 0.05, 0.0, 2, 2, 7,
+                                                                strength=0)
+    np.testing.assert_array_equal(read_image(noisy0), read_image(noisy))  # same seed, same noise
+    np.testing.assert_array_equal(read_image(restored0), read_image(noisy0))  # strength 0: nothing removed
+    assert "(+0.00 dB)" in report0 and "strength 0" in report0
+
+
+def test_float_input_downloads_a_float_tiff(app_module, shipped, tmp_path):
+    """One float output format (image_io.output_suffix): float32 TIFF, as the CLI writes it."""
+    from cleanvision.image_io import write_image
+
+    img = (np.random.default_rng(0).random((40, 50, 3)) * 0.5 + 0.25).astype(np.float32)
+    path = write_image(tmp_path / "f.tif", img)
+    _, download, status = app_module.restore(shipped, str(path))
+    out = read_image(download)
+    assert download.endswith("f_restored.tif") and out.dtype == np.float32 and out.shape == img.shape
+    assert "float32 TIFF" in status
+
+
+def test_refusals_are_one_log_line(app_module, shipped, tmp_path, caplog):
+    import gradio as gr
+
+    fake = tmp_path / "holiday.png"
+    fake.write_text("this is not a picture\n")
+    with caplog.at_level("WARNING", logger="cleanvision.app"):
+        with pytest.raises(gr.Error) as e:
+            app_module.restore(shipped, str(fake))
+    assert "holiday.png" in e.value.message and e.value.print_exception is False
+    lines = [r.getMessage() for r in caplog.records if r.name == "cleanvision.app"]
+    assert len(lines) == 1 and lines[0].startswith("refused: holiday.png") and "\n" not in lines[0]
+    with pytest.raises(gr.Error, match="Upload a noisy photo first"):
+        app_module.restore(shipped, None)
+
+
+def test_strength_through_the_api_and_refusal_without_traceback(served, astronaut, tmp_path, capfd):
+    _, client = served
+    noisy, _ = apply_noise(astronaut[:64, :64], {"sigma": 25}, 0)
+    _, download, _ = client.predict(_png(tmp_path / "n.png", noisy), 0, api_name="/restore")
+    np.testing.assert_array_equal(read_image(download), noisy)
+    _, restored, _ = client.predict(_png(tmp_path / "c.png", astronaut[:64, :64]), 25, 0, 0, 0, 3, 1, 0,
+                                    api_name="/degrade_and_restore")
+    noisy_again, _, _ = client.predict(_png(tmp_path / "c.png", astronaut[:64, :64]), 25, 0, 0, 0, 3, 1,
+                                       api_name="/degrade_and_restore")
+    np.testing.assert_array_equal(read_image(restored), read_image(noisy_again))
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name in ("/restore", "/degrade_and_restore"):
+        last = api[name]["parameters"][-1]
+        assert last["label"] == "Strength" and last["parameter_default"] == 1, last
+    capfd.readouterr()
+    fake = tmp_path / "holiday.png"
+    fake.write_text("this is not a picture\n")
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(handle_file(str(fake)), api_name="/restore")
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err
