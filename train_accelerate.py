@@ -13,7 +13,8 @@ speckle and scribble noise is applied on the training device, so no two noisy pa
 The network learns the residual (MSE between predicted and true noise, as in the paper).
 Checkpoints (``save_state``) every ``--checkpointing_steps``; ``--resume_from_checkpoint
 latest`` continues an interrupted run at the same step. The final model is written with
-``save_pretrained`` (config.json + model.safetensors) plus ``training_info.json``.
+``save_pretrained`` (config.json + model.safetensors) plus ``training_info.json`` and a
+README.md that says what was trained, on what, and whether it was pushed to the Hub.
 """
 from __future__ import annotations
 
@@ -46,71 +47,101 @@ from cleanvision.real_noise import TRAIN_MIX, TrainingMix, training_batch
 logger = get_logger(__name__)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """``--help`` keeps the description's layout and shows each option's default (not for
+    flags, options that are off by default, or help that already names its default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     d = p.add_argument_group("data")
     d.add_argument("--train_data_dir", nargs="+", help="local folder(s) of clean images (offline route)")
     d.add_argument("--dataset_name", help="Hub dataset of clean images, e.g. an imagefolder repo of DIV2K")
-    d.add_argument("--dataset_config_name", default=None)
+    d.add_argument("--dataset_config_name", default=None, help="configuration of --dataset_name, if it has several")
     d.add_argument("--data_files", default=None, help="data_files for load_dataset, e.g. DIV2K_train_HR.zip")
-    d.add_argument("--image_column", default="image")
-    d.add_argument("--cache_dir", default=None, help="datasets cache folder")
-    d.add_argument("--validation_data_dir", nargs="+", help="held-out folder(s); default: a slice of the training folders")
+    d.add_argument("--image_column", default="image", help="column of --dataset_name holding the images")
+    d.add_argument("--cache_dir", default=None, help="datasets cache folder (default: the datasets library's)")
+    d.add_argument("--validation_data_dir", nargs="+",
+                   help="held-out folder(s); default: a slice of the training folders (--validation_fraction)")
     d.add_argument("--validation_fraction", type=float, default=0.05,
                    help="fraction of the training folders held out for validation when no --validation_data_dir")
-    d.add_argument("--max_validation_images", type=int, default=24)
-    d.add_argument("--validation_crop", type=int, default=256)
-    d.add_argument("--patch_size", type=int, default=64)
-    d.add_argument("--patches_per_image", type=int, default=32)
-    d.add_argument("--dataloader_num_workers", type=int, default=0)
+    d.add_argument("--max_validation_images", type=int, default=24,
+                   help="validate on at most this many images (one centre crop each)")
+    d.add_argument("--validation_crop", type=int, default=256, help="side of each validation centre crop, px")
+    d.add_argument("--patch_size", type=int, default=64, help="side of the random training crops, px")
+    d.add_argument("--patches_per_image", type=int, default=32,
+                   help="random crops drawn from each training image per pass over the data")
+    d.add_argument("--dataloader_num_workers", type=int, default=0,
+                   help="data-loader worker processes (0: load in the training process)")
     d.add_argument("--real_fraction", type=float, default=TRAIN_MIX.real,
                    help="share of patches with real-photo damage (camera noise, correlated noise, JPEG); "
                         "the rest get the synthetic mixture. 0 = synthetic only")
     d.add_argument("--grey_fraction", type=float, default=TRAIN_MIX.grey,
                    help="share of patches made grey before damage (channel-identical damage)")
     m = p.add_argument_group("model")
-    m.add_argument("--channels", type=int, default=3, choices=(1, 3))
-    m.add_argument("--depth", type=int, default=17)
-    m.add_argument("--width", type=int, default=64)
+    m.add_argument("--channels", type=int, default=3, choices=(1, 3), help="3 for colour, 1 for grey")
+    m.add_argument("--depth", type=int, default=17, help="number of conv layers")
+    m.add_argument("--width", type=int, default=64, help="feature channels of the middle layers")
     m.add_argument("--pixel_unshuffle", type=int, default=1, help="2 = FFDNet-style half-resolution body")
-    m.add_argument("--no_batch_norm", action="store_true")
-    m.add_argument("--init_from", default=None, help="start from these weights (a save_pretrained folder)")
+    m.add_argument("--no_batch_norm", action="store_true", help="no BatchNorm in the middle layers")
+    m.add_argument("--init_from", default=None,
+                   help="start from these weights (a save_pretrained folder); its config replaces "
+                        "--channels/--depth/--width/--pixel_unshuffle")
     t = p.add_argument_group("optimisation")
-    t.add_argument("--output_dir", required=True)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--train_batch_size", type=int, default=16, help="per device")
-    t.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    t.add_argument("--max_train_steps", type=int, default=10000)
+    t.add_argument("--output_dir", required=True,
+                   help="run folder: checkpoints, logs, the final model and its README")
+    t.add_argument("--seed", type=int, default=0, help="random seed (each process derives its own)")
+    t.add_argument("--train_batch_size", type=int, default=16, help="patches per batch, per device")
+    t.add_argument("--gradient_accumulation_steps", type=int, default=1,
+                   help="batches accumulated per optimizer step")
+    t.add_argument("--max_train_steps", type=int, default=10000, help="optimizer steps in all (across resumes)")
     t.add_argument("--max_train_minutes", type=float, default=None,
                    help="stop (and save) after this much wall-clock time in this invocation")
-    t.add_argument("--learning_rate", type=float, default=1e-3)
-    t.add_argument("--lr_scheduler", default="cosine", choices=("cosine", "constant"))
-    t.add_argument("--lr_warmup_steps", type=int, default=200)
-    t.add_argument("--min_lr_ratio", type=float, default=0.02)
-    t.add_argument("--adam_beta1", type=float, default=0.9)
-    t.add_argument("--adam_beta2", type=float, default=0.999)
-    t.add_argument("--adam_weight_decay", type=float, default=0.0)
-    t.add_argument("--max_grad_norm", type=float, default=1.0)
-    t.add_argument("--loss", default="mse", choices=("mse", "l1", "charbonnier"))
+    t.add_argument("--learning_rate", type=float, default=1e-3, help="peak learning rate (Adam)")
+    t.add_argument("--lr_scheduler", default="cosine", choices=("cosine", "constant"),
+                   help="after the warm-up: cosine decay to --min_lr_ratio, or constant")
+    t.add_argument("--lr_warmup_steps", type=int, default=200, help="linear warm-up steps")
+    t.add_argument("--min_lr_ratio", type=float, default=0.02,
+                   help="the cosine schedule ends at this fraction of --learning_rate")
+    t.add_argument("--adam_beta1", type=float, default=0.9, help="Adam beta1")
+    t.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2")
+    t.add_argument("--adam_weight_decay", type=float, default=0.0, help="Adam weight decay")
+    t.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping norm (0: no clipping)")
+    t.add_argument("--loss", default="mse", choices=("mse", "l1", "charbonnier"),
+                   help="loss between the predicted and the true noise")
     t.add_argument("--mixed_precision", default=None, choices=("no", "fp16", "bf16"),
                    help="overrides the accelerate config")
     t.add_argument("--channels_last", action="store_true", help="NHWC memory format (faster on CPUs and GPUs)")
     c = p.add_argument_group("checkpoints and logging")
-    c.add_argument("--checkpointing_steps", type=int, default=500)
-    c.add_argument("--checkpoints_total_limit", type=int, default=2)
+    c.add_argument("--checkpointing_steps", type=int, default=500, help="save a checkpoint every N steps")
+    c.add_argument("--checkpoints_total_limit", type=int, default=2, help="keep only the newest N checkpoints")
     c.add_argument("--resume_from_checkpoint", default=None, help="a checkpoint folder or 'latest'")
-    c.add_argument("--validation_steps", type=int, default=500)
+    c.add_argument("--validation_steps", type=int, default=500, help="validate every N steps (and at the end)")
     c.add_argument("--report_to", default="tensorboard", help="tensorboard, wandb, all or none")
-    c.add_argument("--logging_dir", default="logs")
-    c.add_argument("--push_to_hub", action="store_true")
-    c.add_argument("--hub_model_id", default=None)
-    c.add_argument("--hub_token", default=None)
+    c.add_argument("--logging_dir", default="logs", help="tracker logs, inside --output_dir")
+    c.add_argument("--push_to_hub", action="store_true", help="upload the final model to --hub_model_id")
+    c.add_argument("--hub_model_id", default=None, help="Hub repo id for --push_to_hub, e.g. me/cleanvision")
+    c.add_argument("--hub_token", default=None, help="Hub token (default: the one `hf auth login` saved)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if not args.train_data_dir and not args.dataset_name:
         p.error("give --train_data_dir (local folders) or --dataset_name (a Hub dataset)")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
     return args
+
+
+#: Fewer validation crops than this give a PSNR that moves by tenths of a dB from crop to crop.
+MIN_USEFUL_VALIDATION = 8
 
 
 def build_data(args: argparse.Namespace):
@@ -131,6 +162,23 @@ def build_data(args: argparse.Namespace):
         clean = center_crop(FolderImages([f], args.channels)[0], args.validation_crop)
         noisy, _ = random_mixture(clean, np.random.default_rng(1000 + i), BENCH_RANGES)
         val.append((clean, noisy))
+    if args.validation_data_dir:
+        source = f"--validation_data_dir ({len(val_files)} images)"
+    elif args.dataset_name:
+        source = "the Hub dataset route, which holds nothing out without --validation_data_dir"
+    else:
+        source = f"--validation_fraction {args.validation_fraction:g} of {len(train) + len(val_files)} images"
+    if not val:
+        logger.warning(f"validation set is EMPTY ({source}): no validation PSNR/SSIM will be reported. "
+                       "Pass --validation_data_dir with held-out photos, or a larger --validation_fraction.",
+                       main_process_only=True)
+    elif len(val) < MIN_USEFUL_VALIDATION:
+        logger.warning(f"validation set is tiny: {len(val)} crop(s) from {source}; its PSNR/SSIM will be noisy. "
+                       "Pass --validation_data_dir or a larger --validation_fraction for a steadier number.",
+                       main_process_only=True)
+    else:
+        logger.info(f"validation: {len(val)} centre crops of {args.validation_crop} px from {source}",
+                    main_process_only=True)
     return train, val
 
 
@@ -140,24 +188,30 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def validate(model, val, accelerator) -> dict[str, float]:
-    """Mean PSNR/SSIM of the restored validation crops, each process taking its share."""
-    model.eval()
-    psnrs, ssims = [], []
-    with accelerator.split_between_processes(list(range(len(val)))) as mine:
-        for i in mine:
-            clean, noisy = (to_tensor(a).to(accelerator.device) for a in val[i])
-            with accelerator.autocast():
-                out = model(noisy)
-            out = torch.round(out.float().clamp(0, 1) * 255) / 255
-            psnrs.append(metrics.psnr(out, clean))
-            ssims.append(metrics.ssim(out, clean))
-    model.train()
+    """Mean PSNR/SSIM of the restored validation crops, each process taking its share.
+
+    Any number of crops on any number of processes: process ``r`` restores crops ``r``,
+    ``r + n``, ``r + 2n`` ... (none when there are fewer crops than processes), and one
+    ``reduce`` sums the PSNRs, SSIMs and counts, so every crop counts exactly once and the
+    collective has the same shape everywhere. The crops go through the unwrapped model:
+    a DDP forward would sync buffers, a collective that processes without a crop never join.
+    """
     if not val:
         return {}
+    model.eval()
+    net = accelerator.unwrap_model(model)
     dev = accelerator.device
-    p = accelerator.gather(torch.cat(psnrs) if psnrs else torch.empty(0, device=dev))
-    s = accelerator.gather(torch.cat(ssims) if ssims else torch.empty(0, device=dev))
-    return {"val/psnr": float(p.mean()), "val/ssim": float(s.mean())}
+    totals = torch.zeros(3, device=dev)  # PSNR sum, SSIM sum, crops (float32: MPS has no float64)
+    for i in range(accelerator.process_index, len(val), accelerator.num_processes):
+        clean, noisy = (to_tensor(a).to(dev) for a in val[i])
+        with accelerator.autocast():
+            out = net(noisy)
+        out = torch.round(out.float().clamp(0, 1) * 255) / 255
+        totals += torch.stack([metrics.psnr(out, clean).sum(), metrics.ssim(out, clean).sum(),
+                               torch.ones((), device=dev)])
+    model.train()
+    totals = accelerator.reduce(totals, "sum")
+    return {"val/psnr": float(totals[0] / totals[2]), "val/ssim": float(totals[1] / totals[2])}
 
 
 class LRSchedule:
@@ -203,6 +257,53 @@ def residual_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.
 
 def checkpoints(output_dir: Path) -> list[Path]:
     return sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+def write_run_readme(out: Path, info: dict, model: DnCNN, hub_repo: str | None = None,
+                     pushed_url: str | None = None) -> Path:
+    """The run folder's README.md (replacing the generic card ``save_pretrained`` writes): what
+    was trained, on what, for how long, how it validated, and where it is: saved in ``out``;
+    pushed to the Hub repo ``hub_repo`` only when ``pushed_url`` (the commit URL) says it was.
+    Sections without content are left out. Its YAML header makes it a valid Hub model card."""
+    arch = f"DnCNN, {model.depth} layers, {model.width} wide, {'colour' if model.channels == 3 else 'grey'}"
+    if model.scale > 1:
+        arch += f", pixel-unshuffle {model.scale}"
+    data = info["train_data"]
+    data = ", ".join(map(str, data)) if isinstance(data, (list, tuple)) else str(data)
+    hours, minutes = divmod(round(info["wall_seconds"] / 60), 60)
+    took = f"{hours} h {minutes} min" if hours else f"{minutes} min" if minutes else "under a minute"
+    lines = ["---", "library_name: cleanvision", "license: mit", "pipeline_tag: image-to-image",
+             "tags:", "- image-restoration", "- denoising", "- dncnn", "---", "",
+             f"# CleanVision denoiser: {out.name}", "",
+             f"A blind image denoiser ({arch}) trained with CleanVision's `train_accelerate.py`.", "",
+             "## Training", "",
+             f"- Command: `{info['command']}`",
+             f"- Data: {data} ({info['train_images']} images)",
+             f"- Steps: {info['steps']:,} ({info['steps_this_run']:,} in the last run), "
+             f"{info['patches_seen']:,} patches; stopped by the {info['stopped_by']}",
+             f"- Hardware: {info['processes']} process(es) on {info['hardware']}, mixed precision "
+             f"{info['mixed_precision']}, {took}"]
+    if "init_from" in info:
+        lines.append(f"- Started from the weights in `{info['init_from']['path']}`")
+    lines.append("")
+    if "val/psnr" in info:
+        lines += ["## Validation", "",
+                  f"Mean PSNR {info['val/psnr']:.2f} dB, SSIM {info['val/ssim']:.4f} on {info['validation_images']} "
+                  "validation centre crops with the benchmark's random noise mixture.", ""]
+    else:
+        lines += ["There was no validation set, so there are no validation numbers.", ""]
+    where = hub_repo or str(out)
+    lines += ["## Use", "", "```python", "from cleanvision import Denoiser", "",
+              f'den = Denoiser.from_pretrained("{where}")', "restored = den(noisy)  # numpy in, numpy out", "```", "",
+              "## Files", "",
+              f"Saved by the training run in `{out}`: `config.json`, `model.safetensors`, `training_info.json` "
+              "(every number above) and this README."]
+    if hub_repo and pushed_url:
+        lines.append(f"Pushed to the Hugging Face Hub as [{hub_repo}](https://huggingface.co/{hub_repo}) "
+                     f"({pushed_url}).")
+    path = out / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -344,10 +445,14 @@ def main(argv: list[str] | None = None) -> dict:
         final = accelerator.unwrap_model(model)
         final.save_pretrained(out)
         info_path.write_text(json.dumps(info, indent=1))
+        hub_repo = args.hub_model_id if args.push_to_hub else None
+        write_run_readme(out, info, final, hub_repo)
         logger.info(f"saved model to {out}: {json.dumps(last_val)}", main_process_only=True)
         if args.push_to_hub:
             from cleanvision.hub import push_to_hub
-            push_to_hub(out, args.hub_model_id, token=args.hub_token)
+            url = push_to_hub(out, args.hub_model_id, out / "README.md", token=args.hub_token)
+            write_run_readme(out, info, final, hub_repo, pushed_url=url)  # only now is "pushed" true
+            logger.info(f"pushed to the Hub: {url}", main_process_only=True)
     accelerator.end_training()
     return info
 

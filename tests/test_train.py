@@ -102,3 +102,82 @@ def test_hub_dataset_route_offline(tmp_path, folder):
         env_extra={"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
     info = json.loads((out / "training_info.json").read_text())
     assert info["train_data"] == "imagefolder" and info["train_images"] == 12 and info["steps"] == 2
+
+
+def _train_module():
+    import importlib
+
+    sys.path.insert(0, str(ROOT))
+    try:
+        return importlib.import_module("train_accelerate")
+    finally:
+        sys.path.remove(str(ROOT))
+
+
+def test_validation_with_uneven_crops_on_two_processes(tmp_path, folder, caplog):
+    """Issue 11's reproduction: 3 validation crops on 2 processes used to die in gather
+    (gloo size mismatch). Now it finishes, and its PSNR is the single-process one."""
+    from accelerate import Accelerator
+
+    out = tmp_path / "run"
+    args = ["--train_data_dir", str(folder), "--validation_data_dir", str(folder), "--max_validation_images", "3",
+            "--validation_crop", "64", "--max_train_steps", "4", "--validation_steps", "2", "--depth", "3",
+            "--width", "8", "--train_batch_size", "2", "--patch_size", "32", "--report_to", "none",
+            "--output_dir", str(out)]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29537"]
+    r = run(args, env_extra={"ACCELERATE_USE_CPU": "yes"}, launcher=torchrun)
+    assert "validation set is tiny: 3 crop(s)" in r.stderr
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["processes"] == 2 and info["validation_images"] == 3 and info["steps"] == 4
+
+    train = _train_module()
+    accelerator = Accelerator(cpu=True)
+    _, val = train.build_data(train.parse_args(args))
+    expected = train.validate(DnCNN.from_pretrained(out), val, accelerator)  # one process, every crop once
+    assert abs(info["val/psnr"] - expected["val/psnr"]) < 1e-3 and abs(info["val/ssim"] - expected["val/ssim"]) < 1e-4
+    with caplog.at_level("WARNING"):
+        _, none = train.build_data(train.parse_args(["--train_data_dir", str(folder), "--validation_fraction", "0",
+                                                     "--output_dir", str(out)]))
+    assert none == [] and train.validate(DnCNN(depth=3, width=4), none, accelerator) == {}
+    assert any("validation set is EMPTY" in rec.getMessage() and "--validation_fraction 0 of 12 images"
+               in rec.getMessage() for rec in caplog.records), [rec.getMessage() for rec in caplog.records]
+
+
+def test_run_readme_says_what_happened(tmp_path):
+    """Issue 11: saved is not pushed; no empty sections; a valid model card for `cleanvision push`."""
+    from cleanvision.hub import prepare_upload
+
+    train = _train_module()
+    model = DnCNN(depth=3, width=4, pixel_unshuffle=2)
+    model.save_pretrained(tmp_path)
+    info = {"command": "train_accelerate.py --output_dir x", "train_data": ["photos"], "train_images": 12,
+            "steps": 4, "steps_this_run": 4, "patches_seen": 32, "stopped_by": "step limit", "processes": 1,
+            "hardware": "a CPU (2 cores)", "mixed_precision": "no", "wall_seconds": 75.0, "validation_images": 0}
+
+    def sections(text):
+        body = text.split("---", 2)[2]
+        parts = [p for p in body.split("\n## ")[1:]]
+        return {p.split("\n", 1)[0]: p.split("\n", 1)[1].strip() for p in parts}
+
+    text = train.write_run_readme(tmp_path, info, model).read_text()
+    assert "pushed" not in text.lower() and "no validation" in text and "## Validation" not in text
+    assert all(sections(text).values()), sections(text)
+    assert "`" + str(tmp_path) + "`" in text and "pixel-unshuffle 2" in text and ", 1 min" in text
+    info.update({"val/psnr": 28.5, "val/ssim": 0.81234, "validation_images": 3})
+    text = train.write_run_readme(tmp_path, info, model, "me/dncnn").read_text()
+    assert "pushed" not in text.lower() and "28.50 dB" in text and '"me/dncnn"' in text
+    assert all(sections(text).values())
+    assert "README.md" in prepare_upload(tmp_path, tmp_path / "README.md")  # a card the Hub accepts
+    text = train.write_run_readme(tmp_path, info, model, "me/dncnn", "https://hf.co/me/dncnn/commit/1").read_text()
+    assert "Pushed to the Hugging Face Hub as [me/dncnn]" in text and "commit/1" in text
+
+
+def test_help_shows_every_option_with_its_default():
+    train = _train_module()
+    parser = train.build_parser()
+    missing = [a.option_strings[0] for a in parser._actions if a.option_strings and not a.help]
+    assert missing == []
+    text = " ".join(parser.format_help().split())  # help lines wrap anywhere
+    for shown in ("--width WIDTH", "(default: 64)", "(default: 0.05)", "(default: cosine)", "ACCELERATE_USE_CPU=yes"):
+        assert shown in text, shown
+    assert "(default: None)" not in text and "(default: False)" not in text
