@@ -21,3 +21,18 @@ def test_readme_has_exactly_the_two_setup_commands_ci_uses():
     assert commands == ["python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/python app/app.py",
                         "bash scripts/test.sh"]
     assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_generated_blocks_are_there():
+    """The up-to-date check above passes on a document whose markers were deleted (it only
+    reports them missing), so their presence is checked here: each once, start before end."""
+    import re
+
+    expected = {"README.md": ["bench:CBSD68", "bench:Kodak24", "include:speed.md", "include:load.md"],
+                "model_card.md": ["bench:CBSD68", "bench:Kodak24"]}
+    for name, markers in expected.items():
+        text = (ROOT / name).read_text()
+        for marker in markers:
+            starts = [m.start() for m in re.finditer(re.escape(f"<!-- {marker} start -->"), text)]
+            ends = [m.start() for m in re.finditer(re.escape(f"<!-- {marker} end -->"), text)]
+            assert len(starts) == len(ends) == 1 and starts[0] < ends[0], f"{name}: <!-- {marker} --> markers"
