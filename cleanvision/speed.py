@@ -227,7 +227,9 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model folder or Hub repo id (default: shipped)")
     p.add_argument("--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES), help=f"default {DEFAULT_SIZES}")
-    p.add_argument("--engines", default="reference,fp32,bf16", help="comma-separated: reference, fp32, bf16, auto")
+    from .inference import ENGINES
+
+    p.add_argument("--engines", default="reference,fp32,bf16", help=f"comma-separated, of {', '.join(ENGINES)}")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tile-size", type=int, default=None, help="default: the Denoiser's for the device")
     p.add_argument("--no-nlm", action="store_true", help="skip OpenCV non-local means")

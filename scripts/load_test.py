@@ -51,6 +51,16 @@ def wait_up(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
     raise SystemExit(f"the app did not answer on {url} within {timeout:.0f} s")
 
 
+def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Ask the app to exit; kill it if it has not within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -121,11 +131,7 @@ def run(clients: int, seconds: float, size: int) -> dict:
             after = correct(download)
         rss = peak_rss_mb(proc.pid) if alive else float("nan")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     ok = [r["latency_s"] for r in results if r["outcome"] == "ok"]
     count = {k: sum(r["outcome"] == k for r in results) for k in ("ok", "rejected", "failed", "wrong result")}
     return {

@@ -23,11 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 REVISION = "0123456789abcdef0123456789abcdef01234567"  # any 40-hex commit id
 
 
-def _wait_up():
+def _load_test():
+    """scripts/load_test.py, for its wait_up() and stop() of an app process."""
     spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.wait_up
+    return mod
 
 
 def hub_cache(cache: Path, repo_id: str, files: dict[str, Path]) -> Path:
@@ -82,8 +83,9 @@ def test_space_folder_runs_alone_with_weights_from_the_hub_cache(tmp_path, astro
     with open(log, "w") as f:
         proc = subprocess.Popen([sys.executable, str(space / "app.py"), "--port", str(port)], cwd=tmp_path,
                                 env=env, stdout=f, stderr=subprocess.STDOUT)
+    served = _load_test()
     try:
-        _wait_up()(url, proc)
+        served.wait_up(url, proc)
         noisy = add_gaussian_noise(astronaut[:128, :128], 25, rng=0)
         src = write_image(tmp_path / "noisy.png", noisy)
         t0 = time.time()
@@ -92,11 +94,7 @@ def test_space_folder_runs_alone_with_weights_from_the_hub_cache(tmp_path, astro
         restored = read_image(download)
         assert psnr_uint8(astronaut[:128, :128], restored) >= psnr_uint8(astronaut[:128, :128], noisy) + 5
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        served.stop(proc)
     text = log.read_text()
     assert f"model {repo_id} (" in text, text[-3000:]  # loaded by Hub repo id, not from a folder
 
