@@ -147,18 +147,26 @@ def _halfres_noise(z: torch.Tensor) -> torch.Tensor:
 
 
 def correlated_noise(shape: tuple[int, int, int, int], channels: torch.Tensor, spatial: torch.Tensor,
-                     device=None, g=None) -> torch.Tensor:
+                     device=None, generator=None) -> torch.Tensor:
     """Zero-mean noise of unit variance per channel, correlated as asked per image.
 
     ``channels``: 0 independent, 1 luminance, 2 random 3×3 (see :func:`channel_mixing`);
     ``spatial``: 0 white, 1 Bayer-demosaiced, 2 half-resolution upsampled.
     """
-    b = shape[0]
+    b, g = shape[0], generator
     z = torch.randn(shape, device=device, generator=g)
     s = spatial.view(b, 1, 1, 1)
     z = torch.where(s == 1, _demosaic_noise(z), torch.where(s == 2, _halfres_noise(z), z))
     z = torch.einsum("bij,bjhw->bihw", channel_mixing(channels, g), z)
     return z / z.std(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
+
+
+def camera_noise(clean: torch.Tensor, shot: torch.Tensor, read: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Poisson–Gaussian sensor noise added in linear light: variance ``shot·x + read`` at linear
+    intensity x (per image B-vectors ``shot``, ``read``), ``noise`` a unit-variance field."""
+    b = clean.shape[0]
+    lin = srgb_to_linear(clean)
+    return linear_to_srgb(lin + noise * (shot.view(b, 1, 1, 1) * lin + read.view(b, 1, 1, 1)).sqrt())
 
 
 # --------------------------------------------------------------------------- JPEG
@@ -235,9 +243,7 @@ def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, ge
     var = r.speckle_var[0] + (r.speckle_var[1] - r.speckle_var[0]) * rand(b)
     gauss = clean + n * col(sigma)
     speck = clean + clean * n * col(var.sqrt())
-    lin = srgb_to_linear(clean)
-    a, rd = _log_uniform(*r.shot, b, dev, g), _log_uniform(*r.read, b, dev, g)
-    camera = linear_to_srgb(lin + n * (col(a) * lin + col(rd)).sqrt())
+    camera = camera_noise(clean, _log_uniform(*r.shot, b, dev, g), _log_uniform(*r.read, b, dev, g), n)
     k = col(kind)
     x = torch.where(k == 0, gauss, torch.where(k == 1, speck, torch.where(k == 2, camera, clean)))
     x = torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0

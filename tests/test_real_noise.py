@@ -1,0 +1,116 @@
+"""Real-photo training damage (cleanvision.real_noise): statistics on real images.
+
+Each degradation is checked for the property that makes it what it claims to be: luminance
+noise is the same in every channel, camera noise grows with intensity in linear light, JPEG is
+the benchmark's own encoder and its quality trades size for error, grey patches stay grey.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from cleanvision.real_noise import (TrainingMix, camera_noise, correlated_noise, degrade_real_batch, jpeg_batch,
+                                    jpeg_uint8, linear_to_srgb, srgb_to_linear, training_batch)
+
+
+def patches(img: np.ndarray, n: int = 8, size: int = 64, seed: int = 0) -> torch.Tensor:
+    """``n`` random crops of an RGB uint8 photo as a B×3×H×W float batch in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    h, w = img.shape[:2]
+    out = []
+    for _ in range(n):
+        y, x = rng.integers(0, h - size), rng.integers(0, w - size)
+        out.append(img[y:y + size, x:x + size])
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def channels_equal(x: torch.Tensor) -> torch.Tensor:
+    return ((x[:, 0] == x[:, 1]) & (x[:, 1] == x[:, 2])).flatten(1).all(dim=1)
+
+
+def test_srgb_curve_round_trip():
+    x = torch.linspace(0, 1, 1001)
+    assert torch.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-6)
+    assert srgb_to_linear(torch.tensor(0.5)).item() == pytest.approx(0.2140, abs=1e-4)  # the sRGB standard
+
+
+@pytest.mark.parametrize("spatial", [0, 1, 2])
+def test_channel_correlation(spatial):
+    g = torch.Generator().manual_seed(0)
+    kinds = torch.tensor([0, 1, 2])
+    n = correlated_noise((3, 3, 96, 96), kinds, torch.full((3,), spatial), generator=g)
+    assert torch.allclose(n.std(dim=(1, 2, 3)), torch.ones(3), atol=1e-4)  # unit variance whatever the kind
+    corr = [np.corrcoef(n[i].flatten(1).numpy()) for i in range(3)]
+    off = [np.abs(c[np.triu_indices(3, 1)]) for c in corr]
+    assert off[0].max() < 0.1                       # independent
+    assert channels_equal(n)[1] and not channels_equal(n)[2]  # luminance: the same draw in every channel
+    assert off[2].max() > 0.2                       # random 3×3 mixing: correlated, not equal
+
+
+def test_spatial_correlation():
+    """Demosaiced and half-resolution noise is correlated with its neighbour; white noise is not."""
+    g = torch.Generator().manual_seed(1)
+    n = correlated_noise((3, 3, 128, 128), torch.zeros(3, dtype=torch.long), torch.tensor([0, 1, 2]), generator=g)
+    lag1 = [float((n[i, :, :, 1:] * n[i, :, :, :-1]).mean()) for i in range(3)]
+    assert abs(lag1[0]) < 0.05 and lag1[1] > 0.3 and lag1[2] > 0.3
+
+
+def test_camera_noise_variance_grows_with_intensity():
+    """Poisson–Gaussian: in linear light the variance is shot·x + read, so it grows with x."""
+    levels = torch.tensor([0.1, 0.3, 0.6, 0.9])
+    clean = linear_to_srgb(levels).view(4, 1, 1, 1).expand(4, 3, 128, 128).contiguous()
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(clean.shape, generator=g)
+    shot, read = torch.full((4,), 1e-3), torch.full((4,), 1e-5)
+    noisy = camera_noise(clean, shot, read, z)
+    var = (srgb_to_linear(noisy) - levels.view(4, 1, 1, 1)).flatten(1).var(dim=1)
+    assert torch.all(var[1:] > var[:-1])
+    assert torch.allclose(var, shot * levels + read, rtol=0.1)
+
+
+def test_jpeg_is_the_benchmarks_encoder(astronaut, make_bench):
+    img = np.ascontiguousarray(astronaut[100:228, 150:278])
+    ours = jpeg_uint8(img, 30)
+    theirs = make_bench.jpeg(img[..., ::-1].astype(np.float64), 30)  # make_bench works in BGR
+    assert np.array_equal(ours, theirs[..., ::-1].astype(np.uint8))
+    # the batched training path gives the same bytes
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
+    out = jpeg_batch(x, torch.tensor([30]))
+    assert np.array_equal(np.rint(out[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8), ours)
+
+
+def test_jpeg_quality_trades_size_for_error(astronaut):
+    img = np.ascontiguousarray(astronaut[:256, :256])
+    sizes, errors = [], []
+    for q in (10, 30, 50, 70, 90):
+        ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+        sizes.append(len(buf))
+        errors.append(np.abs(jpeg_uint8(img, q).astype(float) - img).mean())
+    assert sizes == sorted(sizes) and sizes[-1] > 3 * sizes[0]
+    assert errors == sorted(errors, reverse=True)
+
+
+def test_grey_patches_stay_grey(astronaut):
+    clean = patches(astronaut, 16)
+    target, noisy = training_batch(clean, TrainingMix(real=0.5, grey=1.0), torch.Generator().manual_seed(3))
+    assert channels_equal(target).all() and channels_equal(noisy).all()
+    assert (noisy - target).abs().mean() > 0.005  # damaged all the same
+
+
+def test_real_batch_damage(astronaut):
+    """Every patch is damaged, quantised to 8 bits, and in [0, 1]; some are JPEG-blocky."""
+    clean = patches(astronaut, 32, seed=4)
+    noisy = degrade_real_batch(clean, generator=torch.Generator().manual_seed(4))
+    assert noisy.shape == clean.shape and noisy.min() >= 0 and noisy.max() <= 1
+    assert torch.equal(torch.round(noisy * 255) / 255, noisy)
+    assert ((noisy - clean).abs().flatten(1).mean(dim=1) > 0).all()
+
+
+def test_training_batch_shares(astronaut):
+    """real=0 and grey=0 is the synthetic mixture alone: colour noise, channels disagree."""
+    clean = patches(astronaut, 16, seed=5)
+    target, noisy = training_batch(clean, TrainingMix(real=0.0, grey=0.0), torch.Generator().manual_seed(5))
+    assert torch.equal(target, clean)
+    assert not channels_equal(noisy - clean).any()
