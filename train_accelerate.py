@@ -19,6 +19,7 @@ README.md that says what was trained, on what, and whether it was pushed to the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -429,6 +430,8 @@ def main(argv: list[str] | None = None) -> dict:
         "hardware": torch.cuda.get_device_name() if torch.cuda.is_available()
         else f"{cpu_name()} ({os.cpu_count()} cores)",
         "mixed_precision": accelerator.mixed_precision,
+        "degradations": {"real_fraction": mix.real, "grey_fraction": mix.grey,
+                         "real_ranges": dataclasses.asdict(mix.ranges), "synthetic_ranges": dataclasses.asdict(mix.synthetic)},
         "wall_seconds": wall_before + time.time() - started_at,
         "train_data": args.dataset_name or args.train_data_dir,
         "train_images": len(train_images), "validation_images": len(val), **last_val,

@@ -25,6 +25,8 @@ from conftest import BENCH_SCRIPT, CBSD68, ROOT, require
 
 DOCS = (ROOT / "README.md", ROOT / "model_card.md")
 BENCH_DOCS = ROOT / "docs" / "bench"
+#: Sets whose tables README.md and model_card.md must both show (issue 12's benchmark).
+REQUIRED_SETS = {"CBSD68", "Kodak24", "PolyU", "CC15", "BSD68", "Set12"}
 SET = "tinyset"
 CROPS = ((slice(100, 172), slice(150, 238)), (slice(40, 120), slice(200, 264)))  # 72×88 and 80×64
 
@@ -312,7 +314,7 @@ def test_documents_match_their_json():
     checked = 0
     for path in DOCS:
         text = path.read_text()
-        used = []
+        used: list[dict] = []
         for m in update_tables.blocks(text):
             name, body = m.group("name"), m.group("body")
             doc = update_tables.load_json(BENCH_DOCS, name)
@@ -325,8 +327,11 @@ def test_documents_match_their_json():
                 f"{path.name}: bench:{name} is out of date; run python scripts/update_tables.py"
             used.append(doc)
             checked += 1
+        missing = REQUIRED_SETS - {d["set"] for d in used}
+        assert not missing, f"{path.name}: no checked table of {', '.join(sorted(missing))} (markers gone?)"
         if used and update_tables.YAML_START in text:
             check_model_index(text, used)
             checked += 1
+    assert checked == 2 * len(REQUIRED_SETS) + 1  # every table in both documents, and the card's model-index
     # a JSON in docs/bench whose marked block still shows something else makes --check fail
     assert update_tables.main(["--check", "--bench-dir", str(BENCH_DOCS)] + [str(p) for p in DOCS]) == 0

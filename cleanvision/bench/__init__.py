@@ -18,7 +18,8 @@ from .methods import ALL_METHODS, Method, build_methods, training_stages
 from .published import QUOTED
 from .render import model_keys, render_markdown
 from .run import evaluate_set, merge_into, ssim_value
-from .sets import EXTENDED_CONDITIONS, FROZEN_CONDITIONS, BenchError, centre_crop
+from ..image_io import centre_crop
+from .sets import EXTENDED_CONDITIONS, FROZEN_CONDITIONS, BenchError
 
 __all__ = ["ALL_METHODS", "EXTENDED_CONDITIONS", "FIGURE_NAME", "FROZEN_CONDITIONS", "JSON_NAME", "MD_NAME",
            "QUOTED", "BenchError", "Method", "add_eval_parser", "build_methods", "build_parser", "centre_crop",

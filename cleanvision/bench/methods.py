@@ -17,7 +17,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from .sets import BenchError, bgr, sha256_file, to_uint8
+from ..image_io import swap_rb
+from .sets import BenchError, sha256_file, to_uint8
 
 ALL_METHODS = ("model", "noisy", "median3", "median5", "gblur", "nlm", "nlm5", "bm3d")
 DEFAULT_BM3D_LIMIT = 3
@@ -56,7 +57,8 @@ def _nlm(h: float):
     def run(x, sigma=None):
         if x.ndim == 2:
             return cv2.fastNlMeansDenoising(x, None, h, 7, 21)
-        return bgr(cv2.fastNlMeansDenoisingColored(bgr(x), None, h, h, 7, 21))
+        return np.ascontiguousarray(swap_rb(cv2.fastNlMeansDenoisingColored(np.ascontiguousarray(swap_rb(x)),
+                                                                             None, h, h, 7, 21)))
     return run
 
 

@@ -23,7 +23,8 @@ from ..metrics import psnr_uint8, ssim_uint8
 from .methods import FROZEN, PAPER, REAL, Method, noisy_input
 from .published import QUOTED
 from .render import pick_window
-from .sets import (DEFAULT_MAKE_BENCH, centre_crop, ensure_bench, list_images, paper_noisy, read_clean,
+from ..image_io import centre_crop
+from .sets import (DEFAULT_MAKE_BENCH, ensure_bench, list_images, paper_noisy, read_clean,
                    read_noisy, real_pairs, sha256_file)
 
 SCHEMA = 1
@@ -44,11 +45,9 @@ def environment() -> dict:
     import torch
 
     from .. import __version__
-    try:
-        from ..speed import cpu_name
-        cpu = cpu_name()
-    except Exception:  # noqa: BLE001
-        cpu = platform.processor() or platform.machine()
+    from ..hardware import cpu_name
+
+    cpu = cpu_name()
     env = {"cleanvision": __version__, "python": platform.python_version(), "numpy": np.__version__,
            "opencv": cv2.__version__, "torch": torch.__version__, "cpu": cpu, "cores": os.cpu_count(),
            "torch_threads": torch.get_num_threads(), "opencv_threads": cv2.getNumThreads()}

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import CleanVisionError
-from ..image_io import read_image
+from ..image_io import images_in, read_image, split_alpha, swap_rb
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: The frozen benchmark generator (beside the checkout, in ../shared/bench).
@@ -32,7 +32,6 @@ EXTENDED_CONDITIONS = ("luma25", "jpeg10", "jpeg30", "gauss15_jpeg50")
 PAPER_SIGMAS = (15, 25, 50)
 #: Paper-protocol centre crop per set (FFDNet's Kodak24 protocol); 0 = whole image.
 AUTO_PAPER_CROP = {"Kodak24": 500}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 REAL_SUFFIX, TRUTH_SUFFIX = "_real", "_mean"
 
 
@@ -56,7 +55,7 @@ def sha256_file(path: Path) -> str:
 def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise BenchError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    files = images_in(folder, recursive=False)
     if not files:
         raise BenchError(f"{folder}: no images")
     return files
@@ -80,31 +79,16 @@ def read_clean(path: Path) -> np.ndarray:
     img = read_image(path)
     if img.dtype != np.uint8:
         raise BenchError(f"{path}: the benchmark is on 8-bit images, got {img.dtype}")
-    if img.ndim == 3 and img.shape[2] in (2, 4):
-        img = img[..., :-1]
+    img = split_alpha(img)[0]
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     return np.ascontiguousarray(img)
-
-
-def centre_crop(img: np.ndarray, size: int) -> np.ndarray:
-    if size <= 0:
-        return img
-    h, w = img.shape[:2]
-    ch, cw = min(size, h), min(size, w)
-    y, x = (h - ch) // 2, (w - cw) // 2
-    return np.ascontiguousarray(img[y:y + ch, x:x + cw])
 
 
 def paper_noisy(clean: np.ndarray, sigma: float) -> np.ndarray:
     """The paper protocol: ``np.random.seed(0)``, then clean/255 + N(0, (σ/255)²), float64, unclipped."""
     np.random.seed(0)
     return clean.astype(np.float64) / 255.0 + np.random.normal(0.0, sigma / 255.0, clean.shape)
-
-
-def bgr(img: np.ndarray) -> np.ndarray:
-    """RGB to BGR (or back) for OpenCV and for make_bench's sha256, which hashes BGR bytes."""
-    return np.ascontiguousarray(img[..., ::-1]) if img.ndim == 3 else img
 
 
 def ensure_bench(bench: Path, clean: Path, make_bench: Path, seed: int, conditions: Sequence[str]) -> dict:
@@ -141,11 +125,10 @@ def read_noisy(bench: Path, manifest: dict, condition: str, clean_name: str, sha
         raise BenchError(f"{bench}/manifest.json has no {condition} image for {clean_name}; "
                          "the benchmark was built from another folder: delete it to rebuild")
     noisy = read_image(bench / entry["file"])
-    if noisy.ndim == 3 and noisy.shape[2] in (2, 4):
-        noisy = noisy[..., :-1]
+    noisy = split_alpha(noisy)[0]
     if noisy.shape != shape:
         raise BenchError(f"{bench / entry['file']}: shape {noisy.shape} != clean {shape}")
-    if hashlib.sha256(bgr(noisy).tobytes()).hexdigest() != entry["sha256"]:
+    if hashlib.sha256(swap_rb(noisy).tobytes()).hexdigest() != entry["sha256"]:
         raise BenchError(f"{bench / entry['file']}: content differs from the manifest's sha256 "
                          "(modified benchmark?); delete the folder to rebuild it")
     return noisy, entry.get("params", {})
