@@ -1,9 +1,10 @@
-"""The ``cleanvision`` command: denoise, degrade, eval, push.
+"""The ``cleanvision`` command: denoise, degrade, eval, push, export.
 
     cleanvision denoise photo.jpg scans/ -o restored/
     cleanvision degrade clean/ -o noisy/ --noise mixed --seed 0
     cleanvision eval --help
     cleanvision push runs/my-model --repo-id me/cleanvision-dncnn
+    cleanvision export --onnx dncnn.onnx
 
 Under ``accelerate launch -m cleanvision.cli denoise ...`` the files are split across the
 processes (and GPUs), each output written by exactly one process.
@@ -210,6 +211,19 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+    from .inference import MODEL_ENV, load_model
+
+    model = load_model(args.model, revision=args.revision)
+    meta = export_onnx(model, args.onnx, opset=args.opset, overwrite=args.overwrite,
+                       source=args.model or os.environ.get(MODEL_ENV) or "shipped")
+    print(f"wrote {args.onnx} (opset {meta['opset']}); its metadata_props:")
+    for key, value in meta.items():
+        print(f"  {key}: {value}")
+    return 0
+
+
 def _add_io(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
@@ -245,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{GPU_TILE_SIZE} on CUDA)")
     d.add_argument("--engine", default="auto", choices=ENGINES,
                    help="auto (bf16 where the hardware computes it natively, else fp32), reference "
-                   "(plain fp32 PyTorch), fp32 (folded BatchNorm, channels-last) or bf16 (default: auto)")
+                   "(plain fp32 PyTorch), fp32 (folded BatchNorm, channels-last), bf16, or onnxruntime "
+                   "(ONNX Runtime on the CPU; needs the [onnx] extra) (default: auto)")
     d.add_argument("--strength", type=_strength, default=1.0, metavar="0..1",
                    help="fraction of the predicted damage removed: 1 the full restoration, 0 an exact "
                    "copy of the input, between them a blend (default: 1)")
@@ -272,6 +287,23 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--private", action="store_true")
     u.add_argument("--dry-run", action="store_true", help="check the files and card, list what would be uploaded")
     u.set_defaults(func=cmd_push)
+
+    from .export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+
+    x = sub.add_parser("export", help="write the model as ONNX (BatchNorm folded; dynamic batch, height, width)",
+                       description="Write the model as an ONNX file: the folded network the fast engines run, "
+                       "input 'image' N×C×H×W float32 in [0, 1], output 'restored' (not clipped). Batch, H and W "
+                       "are dynamic; H and W must be multiples of the pixel-unshuffle factor (pad, then crop). "
+                       "The opset, cleanvision version, model config, unshuffle factor and receptive radius are "
+                       "stored in the file's metadata and printed. Needs the [onnx] extra.")
+    x.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the file to write (atomically)")
+    x.add_argument("--model", default=None, help="model folder or Hub repo id (default: the shipped model, "
+                   "or $CLEANVISION_MODEL)")
+    x.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --model")
+    x.add_argument("--opset", type=int, default=DEFAULT_OPSET, choices=range(MIN_OPSET, MAX_OPSET + 1),
+                   metavar=f"{MIN_OPSET}..{MAX_OPSET}", help=f"ONNX opset (default: {DEFAULT_OPSET})")
+    x.add_argument("--overwrite", action="store_true", help="replace OUT.onnx if it exists (otherwise refused)")
+    x.set_defaults(func=cmd_export)
 
     from .speed import add_arguments as add_bench_arguments
     from .speed import main_from_args as bench_main

@@ -19,3 +19,7 @@ class ImageWriteError(CleanVisionError, OSError):
 
 class WeightsError(CleanVisionError, ValueError):
     """A model folder or weights file is missing, not safetensors, or does not match its config."""
+
+
+class MissingDependencyError(CleanVisionError, ImportError):
+    """An optional package a feature needs is not installed; the message says how to install it."""
