@@ -28,7 +28,7 @@ SHIPPED_MODEL = Path(__file__).parent / "weights" / "default"
 #: Environment variable that picks another default model (a folder or a Hub repo id).
 MODEL_ENV = "CLEANVISION_MODEL"
 #: The engines a Denoiser runs (the one list; the CLI's ``--engine`` choices come from it).
-ENGINES = ("auto", "reference", "fp32", "bf16")
+ENGINES = ("auto", "reference", "fp32", "bf16", "onnxruntime")
 
 Progress = Callable[[int, int], None]
 
@@ -89,7 +89,9 @@ class Denoiser:
         tile_size: largest tile side in pixels; bounds memory for any image size. Default
             :func:`default_tile_size` of the device.
         engine: ``reference`` (plain fp32 eager PyTorch, the yardstick), ``fp32`` (folded
-            BatchNorm, channels-last), ``bf16`` (fp32 plus bfloat16 autocast) or ``auto``.
+            BatchNorm, channels-last), ``bf16`` (fp32 plus bfloat16 autocast), ``onnxruntime``
+            (the folded network exported to ONNX in memory and run by ONNX Runtime on the CPU,
+            as many threads as torch uses; needs ``pip install 'cleanvision[onnx]'``) or ``auto``.
     """
 
     def __init__(self, model: DnCNN, device: str | torch.device | None = None, tile_size: int | None = None,
@@ -97,11 +99,20 @@ class Denoiser:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         self.device = torch.device(device) if device else default_device()
+        if engine == "onnxruntime":
+            if device and self.device.type != "cpu":
+                raise ValueError(f'engine="onnxruntime" runs on the CPU, got device {device!r}')
+            self.device = torch.device("cpu")
         self.engine = self._resolve(engine)
         model = model.eval()
         if self.engine != "reference":
             model = model.fuse().to(memory_format=torch.channels_last)
         self.model = model.to(self.device)
+        self._session = None
+        if self.engine == "onnxruntime":  # built once; MissingDependencyError without onnxruntime
+            from .export import ort_session
+
+            self._session = ort_session(self.model)
         s = model.scale
         tile_size = tile_size or default_tile_size(self.device)
         self.tile_size = max(s, tile_size - tile_size % s)
@@ -127,6 +138,10 @@ class Denoiser:
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if self._session is not None:
+            from .export import INPUT
+
+            return torch.from_numpy(self._session.run(None, {INPUT: x.contiguous().numpy()})[0])
         x = x.to(self.device)
         if self.engine != "reference":
             x = x.contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,144 @@
+"""ONNX export (``cleanvision export --onnx``) and the ``onnxruntime`` engine, against the
+reference engine on a real photo: within 1/255, at two sizes, tiled, grey and RGBA."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from cleanvision import CleanVisionError, Denoiser
+from cleanvision import export as export_mod
+from cleanvision.cli import main
+from cleanvision.errors import MissingDependencyError
+from cleanvision.noise import add_gaussian_noise
+
+TOL = 1 / 255
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return Denoiser.from_pretrained(engine="reference")
+
+
+@pytest.fixture(scope="module")
+def onnx_engine():
+    return Denoiser.from_pretrained(engine="onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def noisy(astronaut):
+    """A real photo with real damage: astronaut, Gaussian σ 25, as floats in [0, 1]."""
+    return add_gaussian_noise(astronaut[40:280, 120:400], 25, rng=0).astype(np.float32) / 255
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "dncnn.onnx"
+    assert main(["export", "--onnx", str(path)]) == 0
+    return path
+
+
+def test_export_records_opset_and_what_a_user_needs(exported, reference, capsys):
+    proto = onnx.load(str(exported))
+    onnx.checker.check_model(proto)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    model = reference.model
+    assert meta["opset"] == str(export_mod.DEFAULT_OPSET)
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [export_mod.DEFAULT_OPSET]
+    assert json.loads(meta["config"]) == {"channels": 3, "depth": model.depth, "width": model.width,
+                                          "pixel_unshuffle": model.scale, "batch_norm": False}
+    assert meta["pixel_unshuffle"] == str(model.scale) and meta["receptive_radius"] == str(model.receptive_radius)
+    assert meta["cleanvision_version"] and meta["source"] == "shipped"
+    assert not any(n.op_type == "BatchNormalization" for n in proto.graph.node)  # folded
+    for value in (proto.graph.input[0], proto.graph.output[0]):
+        dims = value.type.tensor_type.shape.dim
+        assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
+
+
+@pytest.mark.parametrize("size", [(240, 280), (130, 98)])
+def test_exported_file_matches_reference_engine(exported, reference, noisy, size):
+    """Two sizes through one file (dynamic H and W), and a batch of two (dynamic N)."""
+    h, w = size
+    crops = [noisy[:h, :w], noisy[-h:, -w:]]
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    x = np.stack([c.transpose(2, 0, 1) for c in crops])
+    out = np.clip(session.run(None, {"image": x})[0], 0, 1)
+    assert out.shape == x.shape
+    for got, crop in zip(out, crops):
+        want = reference(crop)
+        assert np.abs(got.transpose(1, 2, 0) - want).max() <= TOL
+        assert np.abs(want - crop).mean() > 10 * TOL  # it did restore something
+
+
+def test_export_refuses_to_overwrite(tmp_path, capsys):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"keep me")
+    assert main(["export", "--onnx", str(path)]) == 1
+    assert "already exists" in capsys.readouterr().err and path.read_bytes() == b"keep me"
+    assert main(["export", "--onnx", str(path), "--overwrite", "--opset", "13"]) == 0
+    assert "opset: 13" in capsys.readouterr().out
+    assert {p.key: p.value for p in onnx.load(str(path)).metadata_props}["opset"] == "13"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temporary file left
+
+
+def test_onnxruntime_engine_matches_reference_on_a_photo(onnx_engine, reference, astronaut):
+    assert onnx_engine.engine == "onnxruntime" and onnx_engine.device.type == "cpu"
+    opts = onnx_engine._session.get_session_options()
+    assert opts.intra_op_num_threads == torch.get_num_threads()
+    img = add_gaussian_noise(astronaut[101:302, 57:360], 25, rng=1)  # 201×303: odd, padded to the grid
+    got, want = onnx_engine(img), reference(img)
+    assert got.dtype == np.uint8 and got.shape == img.shape
+    assert np.abs(got.astype(int) - want).max() <= 1  # 1/255
+
+
+def test_onnxruntime_engine_tiled_grey_and_rgba(reference, astronaut, monkeypatch):
+    """Small tiles (the seams must vanish), a grey image through the colour model, RGBA with
+    its alpha untouched; the ONNX session is built once for all of them."""
+    exports = []
+    real = export_mod.onnx_bytes
+    monkeypatch.setattr(export_mod, "onnx_bytes", lambda *a, **k: exports.append(1) or real(*a, **k))
+    tiled = Denoiser.from_pretrained(engine="onnxruntime", tile_size=64)
+    colour = add_gaussian_noise(astronaut[200:390, 180:350], 20, rng=2)
+    calls = []
+    got = tiled(colour, progress=lambda i, n: calls.append(n))
+    assert calls[-1] > 4  # really tiled
+    assert np.abs(got.astype(int) - reference(colour)).max() <= 1
+    grey = add_gaussian_noise((astronaut[:150, 200:330].mean(axis=2)).astype(np.uint8), 20, rng=3)
+    assert grey.ndim == 2
+    assert np.abs(tiled(grey).astype(int) - reference(grey)).max() <= 1
+    alpha = np.linspace(0, 255, colour.shape[1]).astype(np.uint8)[None].repeat(colour.shape[0], 0)
+    rgba = np.dstack([colour, alpha])
+    out = tiled(rgba)
+    assert out.shape == rgba.shape and np.array_equal(out[..., 3], alpha)
+    assert np.abs(out[..., :3].astype(int) - reference(colour)).max() <= 1
+    assert exports == [1]
+
+
+def test_cli_denoise_with_the_onnxruntime_engine(tmp_path, astronaut):
+    from cleanvision.image_io import read_image, write_image
+
+    src = tmp_path / "in" / "a.png"
+    write_image(src, add_gaussian_noise(astronaut[:96, :128], 25, rng=4))
+    assert main(["denoise", str(src), "-o", str(tmp_path / "out"), "--engine", "onnxruntime"]) == 0
+    assert read_image(tmp_path / "out" / "a.png").shape == (96, 128, 3)
+
+
+def test_missing_onnxruntime_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(MissingDependencyError, match=r"pip install 'cleanvision\[onnx\]'") as e:
+        Denoiser.from_pretrained(engine="onnxruntime")
+    assert isinstance(e.value, CleanVisionError)
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(MissingDependencyError, match="onnx"):
+        export_mod.onnx_bytes(Denoiser.from_pretrained(engine="fp32").model)
+
+
+def test_export_help_is_there(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["export", "--help"])
+    assert e.value.code == 0 and "--onnx OUT.onnx" in capsys.readouterr().out
