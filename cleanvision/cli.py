@@ -275,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "and the file name. Outputs that already exist are skipped (--overwrite replaces them).")
     _add_io(g)
     g.add_argument("--noise", default="mixed", help="'mixed' (1-3 random types, SPEC.md ranges) or e.g. "
-                   "gaussian=25,salt_pepper=0.05,speckle=0.04,scribble=4,thickness=3")
+                   "gaussian=25,salt_pepper=0.05,speckle=0.04,scribble=4,thickness=3,jpeg=50 (jpeg: saved as JPEG "
+                   "at that quality, last)")
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=cmd_degrade)
 

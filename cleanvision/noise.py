@@ -152,8 +152,29 @@ def add_scribbles(img: np.ndarray, n_lines: int, thickness: int | tuple[int, int
     return _scribbles(img, int(n_lines), thickness, as_rng(rng))[0]
 
 
+def jpeg_uint8(img: np.ndarray, quality: int) -> np.ndarray:
+    """Round-trip an RGB (H×W×3) or grey (H×W) uint8 image through OpenCV's baseline JPEG
+    (4:2:0 chroma for colour), as ``make_bench.py`` does for its JPEG conditions."""
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"JPEG quality must be in 1-100, got {quality}")
+    bgr = img[..., ::-1] if img.ndim == 3 else img
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode JPEG")
+    out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return out[..., ::-1] if out.ndim == 3 else out
+
+
+def _jpeg(x: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG of a 0-255 float image, as a photo saved after the damage (rounded to 8 bits first)."""
+    u8 = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    squeeze = u8.ndim == 3 and u8.shape[2] == 1
+    out = jpeg_uint8(u8[..., 0] if squeeze else u8, quality).astype(np.float64)
+    return out[..., None] if squeeze else out
+
+
 def _apply(x: np.ndarray, params: dict, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """Apply the degradations named in ``params`` in the canonical ORDER (0-255 float)."""
+    """Apply the degradations named in ``params`` in the canonical ORDER (0-255 float), JPEG last."""
     drawn: dict = {}
     if params.get("speckle_var"):
         x = _speckle(x, params["speckle_var"], rng)
@@ -163,6 +184,8 @@ def _apply(x: np.ndarray, params: dict, rng: np.random.Generator) -> tuple[np.nd
         x, drawn["strokes"] = _scribbles(x, params["scribbles"], params.get("thickness", (1, 5)), rng)
     if params.get("salt_pepper"):
         x = _salt_pepper(x, params["salt_pepper"], rng)
+    if params.get("jpeg_quality"):
+        x = _jpeg(x, int(params["jpeg_quality"]))
     return x, {**params, **drawn}
 
 
@@ -171,10 +194,10 @@ def apply_noise(img: np.ndarray, params: dict, rng: RngLike = None) -> tuple[np.
     """Apply a given set of degradations, e.g. ``{"sigma": 25, "salt_pepper": 0.05}``.
 
     Keys: ``sigma`` (Gaussian std), ``salt_pepper`` (fraction), ``speckle_var``,
-    ``scribbles`` (number of strokes) and ``thickness`` (int or range). Zero or missing
-    means off. Returns the noisy image and the parameters, including the strokes drawn.
+    ``scribbles`` (number of strokes), ``thickness`` (int or range) and ``jpeg_quality``
+    (1-100: the result saved as JPEG, last, 8-bit). Zero or missing means off. Returns the noisy image and the parameters, including the strokes drawn.
     """
-    unknown = set(params) - {"sigma", "salt_pepper", "speckle_var", "scribbles", "thickness"}
+    unknown = set(params) - {"sigma", "salt_pepper", "speckle_var", "scribbles", "thickness", "jpeg_quality"}
     if unknown:
         raise ValueError(f"unknown noise parameter(s): {', '.join(sorted(unknown))}")
     return _apply(img, dict(params), as_rng(rng))
@@ -215,14 +238,14 @@ def parse_noise_spec(spec: str) -> dict | None:
     """Parse the CLI's ``--noise`` value: ``mixed`` (returns None) or ``gaussian=25,salt_pepper=0.05``.
 
     Accepted names: gaussian (σ), salt_pepper (fraction), speckle (variance),
-    scribble (number of strokes), thickness (px).
+    scribble (number of strokes), thickness (px), jpeg (quality 1-100, applied last).
     """
     spec = spec.strip()
     if spec == "mixed":
         return None
     names = {"gaussian": ("sigma", float), "salt_pepper": ("salt_pepper", float),
              "speckle": ("speckle_var", float), "scribble": ("scribbles", int),
-             "thickness": ("thickness", int)}
+             "thickness": ("thickness", int), "jpeg": ("jpeg_quality", int)}
     params: dict = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         name, sep, value = part.partition("=")

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .noise import TRAIN_RANGES, NoiseRanges, degrade_batch
+from .noise import TRAIN_RANGES, NoiseRanges, degrade_batch, jpeg_uint8
 
 #: Rec. 601 luma weights (what OpenCV's and JPEG's grey conversion use), RGB order.
 LUMA = (0.299, 0.587, 0.114)
@@ -170,17 +169,6 @@ def camera_noise(clean: torch.Tensor, shot: torch.Tensor, read: torch.Tensor, no
 
 
 # --------------------------------------------------------------------------- JPEG
-
-def jpeg_uint8(img: np.ndarray, quality: int) -> np.ndarray:
-    """Round-trip an RGB (H×W×3) or grey (H×W) uint8 image through OpenCV's baseline JPEG
-    (4:2:0 chroma for colour), as ``make_bench.py`` does."""
-    bgr = img[..., ::-1] if img.ndim == 3 else img
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RuntimeError("OpenCV could not encode JPEG")
-    out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    return out[..., ::-1] if out.ndim == 3 else out
-
 
 def jpeg_batch(x: torch.Tensor, quality: torch.Tensor, shift: torch.Tensor | None = None,
                grey: torch.Tensor | None = None) -> torch.Tensor:

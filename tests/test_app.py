@@ -140,6 +140,13 @@ def test_degrade_and_restore_handler(app_module, shipped, coffee, tmp_path):
     np.testing.assert_array_equal(read_image(noisy0), read_image(noisy))  # same seed, same noise
     np.testing.assert_array_equal(read_image(restored0), read_image(noisy0))  # strength 0: nothing removed
     assert "(+0.00 dB)" in report0 and "strength 0" in report0
+    # the JPEG slider saves the damaged image as JPEG, last, as apply_noise does
+    noisy_j, _, _ = app_module.degrade_and_restore(shipped, str(path), 30, 0.05, 0.0, 2, 2, 7, jpeg_quality=30)
+    from cleanvision.noise import apply_noise
+    expected, _ = apply_noise(coffee[:120, :160], {"sigma": 30, "salt_pepper": 0.05, "scribbles": 2, "thickness": 2,
+                                                   "jpeg_quality": 30}, 7)
+    np.testing.assert_array_equal(read_image(noisy_j), expected)
+    assert not np.array_equal(read_image(noisy_j), read_image(noisy))
 
 
 def test_float_input_downloads_a_float_tiff(app_module, shipped, tmp_path):

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from cleanvision.noise import apply_noise, jpeg_uint8, parse_noise_spec
 from cleanvision.real_noise import (TrainingMix, camera_noise, correlated_noise, degrade_real_batch, jpeg_batch,
-                                    jpeg_uint8, linear_to_srgb, srgb_to_linear, training_batch)
+                                    linear_to_srgb, srgb_to_linear, training_batch)
 
 
 def patches(img: np.ndarray, n: int = 8, size: int = 64, seed: int = 0) -> torch.Tensor:
@@ -114,3 +115,18 @@ def test_training_batch_shares(astronaut):
     target, noisy = training_batch(clean, TrainingMix(real=0.0, grey=0.0), torch.Generator().manual_seed(5))
     assert torch.equal(target, clean)
     assert not channels_equal(noisy - clean).any()
+
+
+def test_apply_noise_jpeg_last(astronaut):
+    """``jpeg=Q`` in a noise spec saves the damaged image as JPEG, last: the same bytes as
+    the benchmark's ``gauss15_jpeg50`` recipe applied by hand, for uint8 and (on its 8-bit grid) uint16."""
+    img = np.ascontiguousarray(astronaut[:128, :128])
+    params = parse_noise_spec("gaussian=15,jpeg=50")
+    assert params == {"sigma": 15.0, "jpeg_quality": 50}
+    noisy, _ = apply_noise(img, params, rng=0)
+    by_hand = jpeg_uint8(apply_noise(img, {"sigma": 15.0}, rng=0)[0], 50)
+    assert np.array_equal(noisy, by_hand)
+    wide, _ = apply_noise(img.astype(np.uint16) * 257, params, rng=0)
+    assert wide.dtype == np.uint16 and np.array_equal(wide, by_hand.astype(np.uint16) * 257)
+    with pytest.raises(ValueError, match="quality"):
+        apply_noise(img, {"jpeg_quality": 101})
