@@ -264,14 +264,3 @@ def main_from_args(args: argparse.Namespace) -> int:
     out.with_suffix(".md").write_text(md + "\n")
     print(md)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="cleanvision bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return main_from_args(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
