@@ -164,7 +164,7 @@ def render_markdown(doc: dict, source: str | None = None, tool: str = "scripts/u
                      + (f", weights sha256 `{w[:12]}`" if w else "")
                      + (f", {steps:,} training steps{stages}" if steps else "") + ".")
     notes.append(f"Times: {env.get('cpu')}, {env.get('cores')} cores, torch {env.get('torch')} "
-                 f"({env.get('torch_threads')} threads), OpenCV {env.get('opencv')}; one run, shared machine.")
+                 f"({env.get('torch_threads')} thread{'' if env.get('torch_threads') == 1 else 's'}), OpenCV {env.get('opencv')}; one run, shared machine.")
     if frozen or real:
         notes.append("Median, blur and NLM take 8-bit input, so they run on the frozen conditions and real "
                      "photos only" + ("; NLM h 5 (for the weak noise of real photos) on real photos only."
