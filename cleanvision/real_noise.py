@@ -160,12 +160,28 @@ def correlated_noise(shape: tuple[int, int, int, int], channels: torch.Tensor, s
     return z / z.std(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
 
 
+def srgb_slope(lin: torch.Tensor) -> torch.Tensor:
+    """d sRGB / d linear at linear intensity ``lin``: how much a small linear-light change moves the pixel."""
+    lin = lin.clamp(0.0, 1.0)
+    return torch.where(lin <= 0.0031308, torch.full_like(lin, 12.92),
+                       (1.055 / 2.4) * lin.clamp(min=0.0031308) ** (1 / 2.4 - 1))
+
+
 def camera_noise(clean: torch.Tensor, shot: torch.Tensor, read: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Poisson–Gaussian sensor noise added in linear light: variance ``shot·x + read`` at linear
-    intensity x (per image B-vectors ``shot``, ``read``), ``noise`` a unit-variance field."""
+    """Poisson–Gaussian sensor noise: variance ``shot·x + read`` in linear light at intensity x
+    (per image B-vectors ``shot``, ``read``; ``noise`` a unit-variance field), carried to the
+    sRGB pixel through the curve's local slope.
+
+    Carried to first order rather than by adding in linear light and re-encoding: the sRGB curve
+    is concave, so the exact route darkens the noisy image on average, and a model trained on it
+    learns to brighten photos, which real pairs (noisy shot vs the mean of shots, both sRGB)
+    punish. The noise keeps the camera's shape (weak in the shadows in linear light, stronger
+    in sRGB there; growing with exposure) and stays zero-mean on the pixel scale.
+    """
     b = clean.shape[0]
     lin = srgb_to_linear(clean)
-    return linear_to_srgb(lin + noise * (shot.view(b, 1, 1, 1) * lin + read.view(b, 1, 1, 1)).sqrt())
+    std = (shot.view(b, 1, 1, 1) * lin + read.view(b, 1, 1, 1)).sqrt()
+    return clean + srgb_slope(lin) * std * noise
 
 
 # --------------------------------------------------------------------------- JPEG

@@ -13,7 +13,7 @@ import torch
 
 from cleanvision.noise import apply_noise, jpeg_uint8, parse_noise_spec
 from cleanvision.real_noise import (TrainingMix, camera_noise, correlated_noise, degrade_real_batch, jpeg_batch,
-                                    linear_to_srgb, srgb_to_linear, training_batch)
+                                    linear_to_srgb, srgb_slope, srgb_to_linear, training_batch)
 
 
 def patches(img: np.ndarray, n: int = 8, size: int = 64, seed: int = 0) -> torch.Tensor:
@@ -59,16 +59,22 @@ def test_spatial_correlation():
 
 
 def test_camera_noise_variance_grows_with_intensity():
-    """Poisson–Gaussian: in linear light the variance is shot·x + read, so it grows with x."""
+    """Poisson–Gaussian: in linear light the variance is shot·x + read, so it grows with x; on the
+    pixel scale the noise is that, through the sRGB curve's slope, and zero-mean (no brightness shift)."""
     levels = torch.tensor([0.1, 0.3, 0.6, 0.9])
     clean = linear_to_srgb(levels).view(4, 1, 1, 1).expand(4, 3, 128, 128).contiguous()
     g = torch.Generator().manual_seed(2)
     z = torch.randn(clean.shape, generator=g)
     shot, read = torch.full((4,), 1e-3), torch.full((4,), 1e-5)
-    noisy = camera_noise(clean, shot, read, z)
-    var = (srgb_to_linear(noisy) - levels.view(4, 1, 1, 1)).flatten(1).var(dim=1)
-    assert torch.all(var[1:] > var[:-1])
-    assert torch.allclose(var, shot * levels + read, rtol=0.1)
+    diff = (camera_noise(clean, shot, read, z) - clean).flatten(1)
+    linear_var = diff.var(dim=1) / srgb_slope(levels) ** 2
+    assert torch.all(linear_var[1:] > linear_var[:-1])
+    assert torch.allclose(linear_var, shot * levels + read, rtol=0.1)
+    assert diff.mean(dim=1).abs().max() < 0.1 * diff.std(dim=1).min()
+    # the slope is the derivative of the curve
+    x = torch.tensor([0.001, 0.05, 0.2, 0.7])
+    numeric = (linear_to_srgb(x + 1e-4) - linear_to_srgb(x - 1e-4)) / 2e-4
+    assert torch.allclose(srgb_slope(x), numeric, rtol=1e-3)
 
 
 def test_jpeg_is_the_benchmarks_encoder(astronaut, make_bench):
