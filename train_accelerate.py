@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from cleanvision import metrics
 from cleanvision.data import FolderImages, HubImages, RandomPatches, center_crop, holdout_split, list_images
 from cleanvision.hardware import cpu_name
+from cleanvision.image_io import give_open_mode
 from cleanvision.model import DnCNN
 from cleanvision.noise import BENCH_RANGES, random_mixture
 from cleanvision.real_noise import TRAIN_MIX, TrainingMix, training_batch
@@ -368,6 +369,8 @@ def main(argv: list[str] | None = None) -> dict:
         ckpt = out / f"checkpoint-{global_step}"
         accelerator.save_state(str(ckpt))
         if accelerator.is_main_process:  # wall time so far, so a resumed run reports the total
+            for f in ckpt.iterdir():  # safetensors and torch.save write 0600; give what open() would
+                give_open_mode(f)
             (ckpt / "progress.json").write_text(json.dumps({"wall_seconds": wall_before + time.time() - started_at}))
 
     start, started_at = global_step, time.time()

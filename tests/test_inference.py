@@ -109,3 +109,33 @@ def test_bad_arrays_and_models(small, tmp_path):
         Denoiser.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="engine"):
         Denoiser(random_dncnn(depth=3, width=4), engine="turbo")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("channels", [0, 3, 4])
+def test_strength_zero_is_the_identity(shipped, astronaut, dtype, channels):
+    """strength=0 returns the input bit for bit, whatever the dtype and channels (float values
+    outside [0, 1] included: nothing is clipped when nothing is removed)."""
+    img = add_gaussian_noise(astronaut[:96, :128], 25, rng=1)
+    if channels == 0:
+        img = img[..., 1]
+    elif channels == 4:
+        img = np.concatenate([img, np.full(img.shape[:2] + (1,), 200, np.uint8)], axis=2)
+    if dtype == np.uint16:
+        img = img.astype(np.uint16) * 257
+    elif dtype in (np.float32, np.float64):
+        img = (img / 255.0 * 1.2 - 0.1).astype(dtype)
+    out = shipped(img, strength=0)
+    assert out.dtype == img.dtype and np.array_equal(out, img) and out is not img
+
+
+def test_strength_blends_input_and_restoration(shipped, astronaut):
+    noisy = add_gaussian_noise(astronaut[:128, :128], 25, rng=2)
+    full = shipped(noisy).astype(float)
+    half = shipped(noisy, strength=0.5).astype(float)
+    inside = (full > 0) & (full < 255)  # where the full restoration was not clipped to the range
+    assert np.abs(half - (noisy + 0.5 * (full - noisy)))[inside].max() <= 1.0  # halfway, up to rounding
+    assert psnr_uint8(astronaut[:128, :128], shipped(noisy, strength=0.5)) > psnr_uint8(astronaut[:128, :128], noisy)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="strength"):
+            shipped(noisy, strength=bad)

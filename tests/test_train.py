@@ -68,6 +68,11 @@ def test_resume_continues_at_the_saved_step(tmp_path, folder):
     assert info["steps"] == 6 and info["steps_this_run"] == 2
     assert info["finished"] is True and info["stopped_by"] == "step limit"
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+    # checkpoints and the final weights get the mode a plain open() gives (the umask's), not mkstemp's 0600
+    from cleanvision.image_io import file_mode
+    for f in [*(out / "checkpoint-6").iterdir(), out / "model.safetensors", out / "training_info.json"]:
+        assert f.stat().st_mode & 0o777 == file_mode(), f
+    assert info["degradations"]["real_fraction"] == 0.5 and "real_ranges" in info["degradations"]
 
 
 def test_help_and_bad_arguments():
