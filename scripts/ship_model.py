@@ -32,6 +32,15 @@ def training_block(info: dict) -> str:
     return "\n\n".join(f"Stage {i + 1} of {len(stages)}:\n\n" + stage_table(s) for i, s in enumerate(stages))
 
 
+def degradations(info: dict) -> str:
+    """What the stage trained on (records from before real-photo damage had only the synthetic mixture)."""
+    d = info.get("degradations")
+    if not d:
+        return "the synthetic mixture (`cleanvision.noise`)"
+    return (f"{d['real_fraction']:.0%} of patches with real-photo damage (`cleanvision.real_noise`: correlated, "
+            f"camera and JPEG), the rest the synthetic mixture; {d['grey_fraction']:.0%} made grey first")
+
+
 def stage_table(info: dict) -> str:
     hours = info["wall_seconds"] / 3600
     # records older than "stopped_by" say only whether the step limit was reached
@@ -43,6 +52,7 @@ def stage_table(info: dict) -> str:
         ("steps", f"{info['steps']:,} optimizer steps, {info['patches_seen']:,} patches"),
         ("wall time", f"{hours:.2f} h" + ("" if stopped == "step limit" else f" (stopped by the {stopped})")),
         ("hardware", f"{info['hardware']}, {info['processes']} process(es), {info['mixed_precision']} autocast"),
+        ("degradations", degradations(info)),
         ("validation", f"PSNR {info.get('val/psnr', float('nan')):.2f} dB, SSIM {info.get('val/ssim', float('nan')):.4f} "
                        "(held-out crops, benchmark `mixed` noise ranges)"),
     ]

@@ -203,7 +203,9 @@ def merge_into(old: dict, new: dict) -> dict:
     """``new`` with the results of methods it did not run taken from ``old`` (same images, same noise).
 
     Lets a retrained model be scored without rerunning the slow baselines; refuses when the
-    clean images, the benchmark generator or the seed differ.
+    clean images or the seed differ. A generator that changed (it gained conditions) is
+    recorded, not refused: every noisy image read is checked against its manifest's sha256,
+    and SPEC.md keeps the frozen conditions' files unchanged.
     """
     from .sets import BenchError
 
@@ -211,9 +213,8 @@ def merge_into(old: dict, new: dict) -> dict:
         if old.get(key) != new.get(key):
             raise BenchError(f"--update: the existing results are for other images ({key} differs); "
                              "run without --update")
-    if old.get("bench", {}).get("generator_sha256") != new["bench"]["generator_sha256"] \
-            or old.get("bench", {}).get("seed") != new["bench"]["seed"]:
-        raise BenchError("--update: the existing results come from another benchmark (generator or seed)")
+    if old.get("bench", {}).get("seed") != new["bench"]["seed"]:
+        raise BenchError("--update: the existing results come from a benchmark with another seed")
     doc = dict(new)
     doc["conditions"] = {**old.get("conditions", {}), **new["conditions"]}
     doc["methods"] = {**{k: new["methods"].get(k, v) for k, v in old["methods"].items()}, **new["methods"]}
@@ -227,6 +228,8 @@ def merge_into(old: dict, new: dict) -> dict:
     doc["paper_protocol"] = new["paper_protocol"] if new["paper_protocol"]["sigmas"] else old["paper_protocol"]
     if not new["bench"]["dir"]:
         doc["bench"] = old["bench"]
+    elif old["bench"].get("generator_sha256") != new["bench"]["generator_sha256"]:
+        doc["bench"] = {**new["bench"], "generator_sha256_before": old["bench"].get("generator_sha256")}
     doc["runs"] = old.get("runs", [{"methods": list(old["methods"]), "wall_seconds": old.get("wall_seconds")}]) \
         + [{"methods": list(new["methods"]), "wall_seconds": new.get("wall_seconds")}]
     doc["wall_seconds"] = sum(r["wall_seconds"] or 0 for r in doc["runs"])
