@@ -335,3 +335,47 @@ def test_documents_match_their_json():
     assert checked == 2 * len(REQUIRED_SETS) + 1  # every table in both documents, and the card's model-index
     # a JSON in docs/bench whose marked block still shows something else makes --check fail
     assert update_tables.main(["--check", "--bench-dir", str(BENCH_DOCS)] + [str(p) for p in DOCS]) == 0
+
+
+# --------------------------------------------------------------------------- real pairs, grey, extended, --update
+
+def test_real_pairs_grey_protocol_extended_conditions_and_update(tmp_path, capsys):
+    """The three kinds of set on small real crops: a folder of real ``*_real``/``*_mean`` pairs is
+    scored as it is; grey images run the paper protocol grey in, grey out; extended conditions
+    come from make_bench; ``--update`` adds a method's rows and keeps the others."""
+    real = tmp_path / "realset"
+    real.mkdir()
+    polyu = sorted(require(ROOT.parent / "shared" / "data" / "real" / "PolyU").glob("*_real.JPG"))[:2]
+    for f in polyu:
+        for kind in ("real", "mean"):
+            img = cv2.imread(str(f).replace("_real.", f"_{kind}."), cv2.IMREAD_COLOR)[100:164, 100:180]
+            cv2.imwrite(str(real / f.name.replace("_real.JPG", f"_{kind}.png")), img)
+    out = tmp_path / "out" / "{set}"
+    common = ["--bench", str(tmp_path / "noisy" / "{set}"), "--make-bench", str(require(BENCH_SCRIPT)),
+              "--out", str(out), "--figure-images", "0", "--no-progress"]
+    assert cli_main(["eval", "--clean", str(real), "--methods", "noisy,median3,nlm5", *common]) == 0
+    doc = json.loads((tmp_path / "out" / "realset" / evaluate.JSON_NAME).read_text())
+    assert list(doc["conditions"]) == ["real"] and doc["images"] == [f.name[:-9] for f in polyu]
+    for name in doc["images"]:
+        noisy = read_image(real / f"{name}_real.png")
+        truth = read_image(real / f"{name}_mean.png")
+        assert doc["results"]["real"]["noisy"]["per_image"][name]["psnr"] == pytest.approx(sk_psnr(truth, noisy))
+    assert set(doc["results"]["real"]) == {"noisy", "median3", "nlm5"}  # nlm5 runs on real photos
+
+    grey = tmp_path / "greyset"
+    grey.mkdir()
+    for f in sorted(require(ROOT.parent / "shared" / "data" / "BSD68").glob("*.png"))[:2]:
+        cv2.imwrite(str(grey / f.name), cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)[:64, :72])
+    assert cli_main(["eval", "--clean", str(grey), "--conditions", "jpeg10", "--paper-sigmas", "25",
+                     "--methods", "noisy", *common]) == 0
+    gdoc = json.loads((tmp_path / "out" / "greyset" / evaluate.JSON_NAME).read_text())
+    assert gdoc["grey"] is True and gdoc["conditions"]["jpeg10"]["protocol"] == "frozen"
+    assert "grey images in, grey out" in (tmp_path / "out" / "greyset" / evaluate.MD_NAME).read_text()
+    # --update: the model's rows join the noisy input's, which are kept as they were
+    assert cli_main(["eval", "--clean", str(grey), "--conditions", "jpeg10", "--paper-sigmas", "25",
+                     "--methods", "model", "--update", *common]) == 0
+    both = json.loads((tmp_path / "out" / "greyset" / evaluate.JSON_NAME).read_text())
+    assert set(both["results"]["paper25"]) == {"noisy", "model:shipped"}
+    assert both["results"]["jpeg10"]["noisy"] == gdoc["results"]["jpeg10"]["noisy"]
+    assert both["results"]["paper25"]["model:shipped"]["psnr"] > both["results"]["paper25"]["noisy"]["psnr"] + 5
+    assert len(both["runs"]) == 2
