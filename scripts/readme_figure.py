@@ -37,9 +37,9 @@ ROWS = [  # (image, crop, noise, label)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_ROWS = [  # (path stem under ../shared/data, crop corner, size, label)
-    ("real/PolyU/Canon80D_8_8_6400_comproom_11", (150, 150), 256, "PolyU, Canon 80D ISO 6400 (camera JPEG)"),
+    ("real/PolyU/Canon80D_8_8_6400_comproom_11", (150, 150), 256, "PolyU, Canon 80D ISO 6400"),
     ("real/CC15/d800_iso3200_1", (200, 120), 256, "CC15, Nikon D800 ISO 3200"),
-    ("BSD68/test003", (60, 100), 256, "grey BSD68 + Gaussian 25"),
+    ("BSD68/test003", (60, 40), 256, "grey BSD68 + Gaussian 25"),
 ]
 
 
