@@ -175,6 +175,8 @@ def test_cli_eval_has_the_same_options():
 def _title_to_condition(title: str) -> str:
     title = title.strip()
     m = re.fullmatch(r"σ = (\d+)", title)
+    if title == "real noise":
+        return "real"
     return f"paper{m.group(1)}" if m else title.strip("`")
 
 
@@ -235,8 +237,8 @@ def check_model_index(text: str, docs: list[dict], model_key: str | None = None)
         key = model_key or evaluate.model_keys(doc)[0]
         for cond, res in doc["results"].items():
             if key in res:
-                cfg = cond if doc["conditions"][cond]["protocol"] == "frozen" else \
-                    f"paper-sigma{doc['conditions'][cond]['sigma']:g}"
+                info = doc["conditions"][cond]
+                cfg = f"paper-sigma{info['sigma']:g}" if info["protocol"] == "paper" else cond
                 assert got[(doc["set"], cfg, "psnr")] == pytest.approx(res[key]["psnr"], abs=0.005 + 1e-9)
                 assert got[(doc["set"], cfg, "ssim")] == pytest.approx(res[key]["ssim"], abs=0.00005 + 1e-9)
     assert got == want
@@ -286,6 +288,9 @@ def test_update_tables_round_trip(tiny, tmp_path):
         found = update_tables.blocks(new)
         assert found
         for m in found:
+            if m.group("name") not in ("CBSD68", "Kodak24"):  # no JSON in this bench dir: left as it was
+                assert m.group(0) in before[p]
+                continue
             d = docs[["CBSD68", "Kodak24"].index(m.group("name"))]
             assert check_block_numbers(m.group("body"), d) > 10
             assert "(quoted from paper)" in m.group("body")
