@@ -187,9 +187,11 @@ def test_strength_through_the_api_and_refusal_without_traceback(served, astronau
                                        api_name="/degrade_and_restore")
     np.testing.assert_array_equal(read_image(restored), read_image(noisy_again))
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    for name in ("/restore", "/degrade_and_restore"):
-        last = api[name]["parameters"][-1]
-        assert last["label"] == "Strength" and last["parameter_default"] == 1, last
+    strength = {"/restore": api["/restore"]["parameters"][-1], "/degrade_and_restore": api["/degrade_and_restore"]["parameters"][-2]}
+    for name, param in strength.items():  # appended after the older arguments, with defaults
+        assert param["label"] == "Strength" and param["parameter_default"] == 1, param
+    jpeg = api["/degrade_and_restore"]["parameters"][-1]
+    assert jpeg["parameter_name"] == "jpeg_quality" and jpeg["parameter_default"] == 0, jpeg
     capfd.readouterr()
     fake = tmp_path / "holiday.png"
     fake.write_text("this is not a picture\n")
