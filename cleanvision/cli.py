@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"cleanvision {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    from .inference import CPU_TILE_SIZE, ENGINES, GPU_TILE_SIZE
+    from .inference import AUTO_RULE, CPU_TILE_SIZE, ENGINES, GPU_TILE_SIZE
 
     d = sub.add_parser("denoise", help="restore images; writes lossless PNG/TIFF with the input's bit depth",
                        description="Restore images. Outputs are OUTDIR/<name><suffix>.png (or .tif; float "
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"largest tile side in px (bounds memory; default {CPU_TILE_SIZE} on CPU, "
                    f"{GPU_TILE_SIZE} on CUDA)")
     d.add_argument("--engine", default="auto", choices=ENGINES,
-                   help="auto (bf16 where the hardware computes it natively, else fp32), reference "
+                   help=f"auto ({AUTO_RULE}), reference "
                    "(plain fp32 PyTorch), fp32 (folded BatchNorm, channels-last), bf16, or onnxruntime "
                    "(ONNX Runtime on the CPU; needs the [onnx] extra) (default: auto)")
     d.add_argument("--strength", type=_strength, default=1.0, metavar="0..1",

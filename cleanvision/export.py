@@ -46,6 +46,13 @@ INPUT, OUTPUT = "image", "restored"
 INSTALL_HINT = "pip install 'cleanvision[onnx]' (or: pip install onnx onnxruntime)"
 
 
+def ort_available() -> bool:
+    """Whether the ``onnxruntime`` engine can be built here (onnx and onnxruntime installed)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
 class _Restore(nn.Module):
     """``x − noise`` for H and W multiples of the unshuffle factor: DnCNN.forward without the
     padding branch, which would be frozen into the graph at the example input's shape."""

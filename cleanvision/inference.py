@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from .errors import WeightsError
+from .export import ort_available
+from .hardware import cpu_native_bf16
 from .image_io import dtype_white, join_alpha, split_alpha
 from .model import DnCNN
 
@@ -29,6 +31,8 @@ SHIPPED_MODEL = Path(__file__).parent / "weights" / "default"
 MODEL_ENV = "CLEANVISION_MODEL"
 #: The engines a Denoiser runs (the one list; the CLI's ``--engine`` choices come from it).
 ENGINES = ("auto", "reference", "fp32", "bf16", "onnxruntime")
+#: What ``engine="auto"`` picks, in words (for ``--help`` texts); the rule is ``Denoiser._resolve``.
+AUTO_RULE = "bf16 where the hardware computes it natively, else onnxruntime on a CPU where installed, else fp32"
 
 Progress = Callable[[int, int], None]
 
@@ -41,12 +45,7 @@ def native_bf16(device: torch.device) -> bool:
     """True where bfloat16 convolutions run natively (Ampere+ GPUs, CPUs with AMX or AVX512-BF16)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return cpu_native_bf16()
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, revision: str | None = None,
@@ -119,14 +118,21 @@ class Denoiser:
         self.margin = -(-model.receptive_radius // s) * s  # rounded up to the unshuffle grid
 
     def _resolve(self, engine: str) -> str:
-        """``auto``: bf16 where the hardware computes it natively, else fp32.
+        """``auto``: the fastest engine measured on this kind of hardware, by rules, not a probe.
 
-        bf16 earns its place by the benchmark's rule (≤ 0.05 dB below the reference on
-        CBSD68 ``mixed``; see ``cleanvision bench --quality`` and tests/test_inference.py).
+        bf16 where the hardware computes it natively (GPUs with bf16, CPUs with AMX or
+        AVX512-BF16: 2-5× the fp32 engines); on other CPUs ONNX Runtime where installed (fp32,
+        1.1-1.3× torch's fp32 on AMD EPYC with AVX2 and with AVX-512; ``cleanvision bench``),
+        else torch fp32. Each costs at most 0.05 dB against ``reference`` on CBSD68 ``mixed``
+        and real PolyU photos (the speed JSON's quality rows; tests/test_speed.py).
         """
         if engine != "auto":
             return engine
-        return "bf16" if native_bf16(self.device) else "fp32"
+        if native_bf16(self.device):
+            return "bf16"
+        if self.device.type == "cpu" and ort_available():
+            return "onnxruntime"
+        return "fp32"
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, *, revision: str | None = None,

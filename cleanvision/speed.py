@@ -1,13 +1,15 @@
 """Speed benchmark: the reference path against the fast engines and OpenCV NLM, on one machine.
 
-    cleanvision bench [--sizes 512x512,2040x1080,3840x2160] [--engines reference,fp32,bf16]
+    cleanvision bench [--sizes 512x512,2040x1080,3840x2160] [--engines reference,fp32,onnxruntime]
 
 For each size the same noisy image (scikit-image's astronaut, resized, Gaussian σ = 25) is
 restored by each engine in a fresh process, which reports model load time, first-call time,
 the median of ``--repeats`` timed calls and its peak resident memory. The machine's own
 matrix-multiply peak (fp32 and bf16) is measured in the same run, so achieved GFLOP/s can be
 read against what these cores can do. Ratios (engine / reference) come from one run on one
-machine; that is what the README reports.
+machine; that is what the README reports. The CPU's model and ISA flags (AMX, AVX-512 BF16/VNNI,
+AVX2) are recorded beside them, and each engine's GFLOP/s is given as a share of the measured
+peak for its precision.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .hardware import cpu_name
+from .hardware import cpu_name, isa_summary
 
 DEFAULT_SIZES = "512x512,2040x1080,3840x2160"
 
@@ -93,19 +95,50 @@ def _in_child(target, *args, **kwargs) -> dict:
     return result
 
 
-def matmul_peak_gflops(dtype: str, n: int = 2048, repeats: int = 5) -> float:
-    """Best-of-``repeats`` GFLOP/s of an ``n×n`` matrix multiply on this machine's CPU."""
+def matmul_peak_gflops(dtype: str, max_n: int = 2048, min_seconds: float = 0.05, repeats: int = 5) -> float:
+    """Best-of-``repeats`` GFLOP/s of a square matrix multiply on this machine's CPU.
+
+    The size grows from 256 until one multiply takes ``min_seconds`` (or reaches ``max_n``), so
+    the figure is a real peak on fast units and still takes seconds, not minutes, where the
+    precision is emulated (bf16 on a CPU without AVX512-BF16 or AMX runs at a few GFLOP/s).
+    """
     import torch
 
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
-    a @ b
+    n = 256
+    while True:
+        a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+        a @ b
+        t0 = time.perf_counter()
+        a @ b
+        if time.perf_counter() - t0 >= min_seconds or n >= max_n:
+            break
+        n *= 2
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - t0)
     return 2 * n ** 3 / best / 1e9
+
+
+def engine_precision(engine: str) -> str:
+    """Which matmul peak an engine's GFLOP/s is read against."""
+    return "bf16" if engine == "bf16" else "fp32"
+
+
+def default_engines() -> list[str]:
+    """The engines worth timing here: bf16 only where it is native, ONNX Runtime where installed."""
+    import importlib.util
+
+    from .hardware import cpu_native_bf16
+
+    engines = ["reference", "fp32"]
+    if cpu_native_bf16():
+        engines.append("bf16")
+    if importlib.util.find_spec("onnxruntime") is not None:
+        engines.append("onnxruntime")
+    return engines
 
 
 def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], repeats: int,
@@ -118,7 +151,7 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
     from .inference import default_device, default_tile_size
 
     report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "torch": torch.__version__},
+                          "torch": torch.__version__, "isa": isa_summary()},
               "peak_gflops": {d: matmul_peak_gflops(d) for d in ("fp32", "bf16")},
               "model": model or "shipped", "tile_size": tile_size or default_tile_size(default_device()),
               "repeats": repeats, "results": []}
@@ -131,6 +164,7 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
         r.update(width=w, height=h, megapixels=w * h / 1e6, mp_per_s=w * h / 1e6 / r["median_s"])
         if "flops_per_pixel" in r:
             r["gflops"] = r["flops_per_pixel"] * w * h / r["median_s"] / 1e9
+            r["percent_of_peak"] = 100 * r["gflops"] / report["peak_gflops"][engine_precision(e)]
         report["results"].append(r)
     for r in report["results"]:
         ref = next((x for x in report["results"] if x["engine"] == "reference"
@@ -159,51 +193,69 @@ def tile_sweep(model: str | None, engine: str, size: tuple[int, int], tile_sizes
     return rows
 
 
-def engine_quality(model: str | None, clean_dir: str | Path, engines: list[str], limit: int | None = None) -> dict:
-    """Mean PSNR per engine on the benchmark's ``mixed`` condition of ``clean_dir``.
+def _quality_pairs(folder: Path, limit: int | None) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """(condition, [(truth, damaged)]) for a real-pair folder (``X_real``/``X_mean``) or a clean one.
 
-    The noisy images are rebuilt bit for bit as ``make_bench.py`` makes them (same generator,
-    drawn in OpenCV's channel order: :func:`~cleanvision.image_io.swap_rb`), so this is the
-    frozen benchmark without its files.
+    A clean folder gets the benchmark's ``mixed`` condition, rebuilt bit for bit as
+    ``make_bench.py`` makes it (same generator, drawn in OpenCV's channel order:
+    :func:`~cleanvision.image_io.swap_rb`), so this is the frozen benchmark without its files.
     """
-    from tqdm.auto import tqdm
-
-    from .image_io import images_in, read_image, swap_rb
-    from .inference import Denoiser
-    from .metrics import psnr_uint8
+    from .bench.sets import read_clean, real_pairs
+    from .image_io import images_in, swap_rb
     from .noise import bench_rng, random_mixture
 
-    files = images_in(clean_dir, recursive=False)
+    real = real_pairs(folder)
+    if real:
+        items = list(real.values())[:limit] if limit else list(real.values())
+        return "real", [(read_clean(t), read_clean(n)) for n, t in items]
+    files = images_in(folder, recursive=False)
     files = files[:limit] if limit else files
     pairs = []
     for f in files:
-        clean = read_image(f)
+        clean = read_clean(f)
         noisy = random_mixture(swap_rb(clean), bench_rng(0, "mixed", f.name))[0]
         pairs.append((clean, np.ascontiguousarray(swap_rb(noisy))))
+    return "mixed", pairs
+
+
+def engine_quality(model: str | None, folder: str | Path, engines: list[str], limit: int | None = None) -> dict:
+    """Mean PSNR per engine on ``folder``: real noisy/truth pairs, or a clean set's ``mixed`` condition.
+
+    This is the gate an engine must pass to be chosen: within 0.05 dB of ``reference``.
+    """
+    from tqdm.auto import tqdm
+
+    from .inference import Denoiser
+    from .metrics import psnr_uint8
+
+    condition, pairs = _quality_pairs(Path(folder), limit)
     out = {}
     for e in engines:
         den = Denoiser.from_pretrained(model, engine=e)
         out[e] = float(np.mean([psnr_uint8(c, den(n)) for c, n in tqdm(pairs, desc=f"quality {e}", leave=False)]))
     if "reference" in out:
         out = {e: {"psnr": v, "delta_vs_reference": v - out["reference"]} for e, v in out.items()}
-    return {"data": str(clean_dir), "condition": "mixed", "images": len(files), "engines": out}
+    return {"data": str(folder), "condition": condition, "images": len(pairs), "engines": out}
 
 
 def markdown(report: dict) -> str:
     m, peak = report["machine"], report["peak_gflops"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads); "
+    isa = ", ".join(f for f, on in m.get("isa", {}).items() if on) or "not reported"
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores (ISA: {isa}), torch {m['torch']} "
+             f"({m['torch_threads']} threads); "
              f"measured matmul peak {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} GFLOP/s bf16. "
              f"Model: {report['model']}, tile {report['tile_size']}, median of {report['repeats']} runs.",
              "",
-             "| size | engine | median s | MP/s | × reference | GFLOP/s | load s | first call s | peak RSS MB |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| size | engine | median s | MP/s | × reference | GFLOP/s | % of peak | load s | first call s "
+             "| peak RSS MB |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in report["results"]:
         lines.append(f"| {r['width']}×{r['height']} | {r['engine']} | {r['median_s']:.3f} | {r['mp_per_s']:.2f} | "
                      f"{r.get('speedup_vs_reference', float('nan')):.2f} | {r.get('gflops', float('nan')):.0f} | "
+                     f"{r.get('percent_of_peak', float('nan')):.0f} | "
                      f"{r.get('load_s', float('nan')):.2f} | {r.get('first_call_s', float('nan')):.2f} | "
                      f"{r['peak_rss_mb']:.0f} |")
-    q = report.get("quality")
-    if q:
+    for q in report.get("quality", []):
         lines += ["", f"Quality on {q['data']} `{q['condition']}` ({q['images']} images), mean PSNR:", "",
                   "| engine | PSNR dB | Δ vs reference dB |", "| --- | ---: | ---: |"]
         lines += [f"| {e} | {v['psnr']:.3f} | {v['delta_vs_reference']:+.3f} |" for e, v in q["engines"].items()]
@@ -229,14 +281,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES), help=f"default {DEFAULT_SIZES}")
     from .inference import ENGINES
 
-    p.add_argument("--engines", default="reference,fp32,bf16", help=f"comma-separated, of {', '.join(ENGINES)}")
+    p.add_argument("--engines", default=",".join(default_engines()),
+                   help=f"comma-separated, of {', '.join(ENGINES)} (default here: %(default)s; bf16 only "
+                   "where the CPU computes it natively, onnxruntime where installed)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tile-size", type=int, default=None, help="default: the Denoiser's for the device")
     p.add_argument("--no-nlm", action="store_true", help="skip OpenCV non-local means")
-    p.add_argument("--quality-data", default=None, metavar="CLEAN_DIR",
-                   help="also compare the engines' PSNR on this folder's benchmark 'mixed' condition "
-                   "(e.g. ../shared/data/CBSD68)")
-    p.add_argument("--quality-limit", type=int, default=None, help="first N images of --quality-data")
+    p.add_argument("--quality-data", action="append", default=[], metavar="DIR",
+                   help="also compare the engines' PSNR against reference on this folder: a clean set gets the "
+                   "benchmark's 'mixed' condition (e.g. ../shared/data/CBSD68), a folder of X_real/X_mean "
+                   "pairs is used as it is (e.g. ../shared/data/real/PolyU); repeatable")
+    p.add_argument("--quality-limit", type=int, default=None, help="first N images of each --quality-data")
     p.add_argument("--tile-sweep", default=None, metavar="TILES",
                    help="also time these tile sizes (e.g. 256,512,768,1024) at the second --sizes entry")
     p.add_argument("--sweep-threads", default=None, help="thread counts for --tile-sweep (default: torch's)")
@@ -248,9 +303,8 @@ def main_from_args(args: argparse.Namespace) -> int:
     engines = args.engines.split(",")
     report = run(args.model, args.sizes, engines, args.repeats, args.tile_size, not args.no_nlm)
     if args.quality_data:
-        report["quality"] = engine_quality(args.model, args.quality_data,
-                                           ["reference"] + [e for e in engines if e != "reference"],
-                                           args.quality_limit)
+        report["quality"] = [engine_quality(args.model, d, ["reference"] + [e for e in engines if e != "reference"],
+                                            args.quality_limit) for d in args.quality_data]
     if args.tile_sweep:
         import torch
 

@@ -70,6 +70,21 @@ def test_fast_engine_matches_reference(astronaut):
     assert np.abs(a - b).max() < 1e-4
 
 
+def test_auto_picks_native_bf16_then_onnxruntime_then_fp32(monkeypatch, astronaut):
+    """The rule on the three kinds of CPU, and every pick restores the same as ``reference``."""
+    import cleanvision.inference as inference
+
+    net = random_dncnn(depth=4, width=8, pixel_unshuffle=2)
+    img = astronaut[:96, :80]
+    ref = Denoiser(net, engine="reference")(img).astype(int)
+    for native, ort, expected in ((True, True, "bf16"), (False, True, "onnxruntime"), (False, False, "fp32")):
+        monkeypatch.setattr(inference, "cpu_native_bf16", lambda native=native: native)
+        monkeypatch.setattr(inference, "ort_available", lambda ort=ort: ort)
+        den = Denoiser(net, device="cpu")
+        assert den.engine == expected
+        assert np.abs(den(img).astype(int) - ref).max() <= (3 if expected == "bf16" else 1)
+
+
 def test_dtypes_shapes_and_alpha(small, astronaut):
     den = small()
     rgba = np.dstack([astronaut[:99, :77], np.arange(99 * 77).reshape(99, 77) % 251]).astype(np.uint8)

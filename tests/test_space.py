@@ -14,8 +14,9 @@ from pathlib import Path
 from gradio_client import Client, handle_file
 
 from browser_util import free_port, load_app
+from conftest import random_dncnn
 from cleanvision.image_io import read_image, write_image
-from cleanvision.inference import SHIPPED_MODEL
+from cleanvision.inference import SHIPPED_MODEL, Denoiser
 from cleanvision.metrics import psnr_uint8
 from cleanvision.noise import add_gaussian_noise
 
@@ -57,7 +58,9 @@ def test_space_folder_runs_alone_with_weights_from_the_hub_cache(tmp_path, astro
     assert r.returncode == 0, r.stderr
     assert (space / "app.py").is_file() and (space / "cleanvision" / "inference.py").is_file()
     assert not (space / "cleanvision" / "weights").exists() and not list(space.rglob("__pycache__"))
-    assert "torch==2.13.0" in (space / "requirements.txt").read_text().splitlines()
+    requirements = (space / "requirements.txt").read_text().splitlines()
+    assert "torch==2.13.0" in requirements  # and the runtime engine="auto" picks on CPUs without native bf16:
+    assert any(r.startswith("onnxruntime") for r in requirements) and any(r.startswith("onnx>") for r in requirements)
     meta = SpaceCard.load(space / "README.md").data.to_dict()
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and meta["sdk_version"] == gradio.__version__
     repo_id = load_app().HUB_REPO
@@ -97,6 +100,7 @@ def test_space_folder_runs_alone_with_weights_from_the_hub_cache(tmp_path, astro
         served.stop(proc)
     text = log.read_text()
     assert f"model {repo_id} (" in text, text[-3000:]  # loaded by Hub repo id, not from a folder
+    assert f"({Denoiser(random_dncnn()).engine} engine)" in text  # the engine auto picks here, as the library does
 
 
 def test_which_model_the_app_loads(monkeypatch):

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cleanvision.cli import main
-from cleanvision.speed import engine_quality
+from cleanvision.hardware import cpu_name, cpu_native_bf16, isa_summary
+from cleanvision.export import ort_available
+from cleanvision.speed import default_engines, engine_quality
 
 from conftest import CBSD68, require
 
@@ -14,13 +18,17 @@ def test_bench_writes_json_and_table(tmp_path, capsys):
     assert main(["bench", "--sizes", "96x64", "--engines", "reference,fp32", "--repeats", "1",
                  "--out", str(out)]) == 0
     report = json.loads(out.with_suffix(".json").read_text())
-    assert report["peak_gflops"]["fp32"] > 1
+    assert report["peak_gflops"]["fp32"] > 1 and report["peak_gflops"]["bf16"] > 0
+    assert report["machine"]["isa"] == isa_summary() and "avx2" in report["machine"]["isa"]
     engines = [r["engine"] for r in report["results"]]
     assert engines == ["reference", "fp32", "opencv-nlm"]
     for r in report["results"]:
         assert r["median_s"] > 0 and r["peak_rss_mb"] > 0 and r["width"] == 96
+        if r["engine"] != "opencv-nlm":  # GFLOP/s read against this machine's measured peak
+            assert 0 < r["percent_of_peak"] == pytest.approx(100 * r["gflops"] / report["peak_gflops"]["fp32"])
     assert report["results"][0]["speedup_vs_reference"] == 1.0
-    assert "| 96×64 | fp32 |" in out.with_suffix(".md").read_text()
+    md = out.with_suffix(".md").read_text()
+    assert "| 96×64 | fp32 |" in md and cpu_name() in md
 
 
 def test_bench_tile_sweep(tmp_path):
@@ -36,6 +44,15 @@ def test_bench_tile_sweep(tmp_path):
 
 def test_fast_engines_lose_at_most_0_05_db():
     """Issue 5's rule for the shipped model, on the benchmark's `mixed` condition of CBSD68 (first 3)."""
-    q = engine_quality(None, require(CBSD68), ["reference", "fp32", "bf16"], limit=3)
-    for engine in ("fp32", "bf16"):
+    engines = ["fp32", "bf16", "onnxruntime"]
+    q = engine_quality(None, require(CBSD68), ["reference", *engines], limit=3)
+    for engine in engines:
         assert q["engines"][engine]["delta_vs_reference"] >= -0.05, q
+
+
+def test_bench_default_engines_follow_the_hardware():
+    """bf16 is timed only where it is native (emulated it takes minutes); ONNX Runtime wherever installed."""
+    engines = default_engines()
+    assert engines[:2] == ["reference", "fp32"]
+    assert ("bf16" in engines) == cpu_native_bf16()
+    assert ("onnxruntime" in engines) == ort_available()

@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..inference import ENGINES
+from ..inference import AUTO_RULE, ENGINES
 from .methods import ALL_METHODS, DEFAULT_BM3D_LIMIT, Method, build_methods
 from .render import make_figure, render_markdown
 from .run import evaluate_set, merge_into
@@ -73,7 +73,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="'shipped' (the package's weights; default) or a save_pretrained folder / Hub repo id; "
                          "repeat to compare models")
     ap.add_argument("--engine", default="auto", choices=ENGINES,
-                    help="model engine (default auto: bf16 where the CPU/GPU computes it natively, else fp32)")
+                    help=f"model engine (default auto: {AUTO_RULE})")
     ap.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
     ap.add_argument("--methods", default=",".join(ALL_METHODS),
                     help=f"comma-separated subset of {','.join(ALL_METHODS)} (default: all; 'model' = every --model)")
