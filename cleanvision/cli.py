@@ -154,6 +154,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     device = args.device or (str(state.device) if state is not None else None)
     den = Denoiser.from_pretrained(args.model, revision=args.revision, device=device,
                                    tile_size=args.tile_size, engine=args.engine)
+    if state is None or state.process_index == 0:
+        print(f"cleanvision denoise: model {args.model or 'shipped'}, {den.engine} engine on {den.device.type}",
+              file=sys.stderr)
 
     def work(src: Path, dest: Path) -> None:
         _skip_existing(dest, args.overwrite)

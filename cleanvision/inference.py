@@ -69,7 +69,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, revision: str | No
 
 
 CPU_TILE_SIZE = 384
-"""Fastest tile side on a 2-core CPU (``cleanvision bench --tile-sweep``, docs/bench/speed.md):
+"""Fastest tile side on a 2-core CPU (``cleanvision bench --tile-sweep``, docs/bench/speed_intel_amx.md):
 small tiles keep a layer's activations in cache, which outweighs the extra overlap."""
 GPU_TILE_SIZE = 1024
 """On a GPU bigger tiles mean fewer, fuller kernel launches (not swept here: no GPU)."""

@@ -108,7 +108,7 @@ def _log_uniform(lo: float, hi: float, b: int, dev, g) -> torch.Tensor:
     return torch.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * u)
 
 
-def channel_mixing(kind: torch.Tensor, g=None) -> torch.Tensor:
+def channel_mixing(kind: torch.Tensor, generator=None) -> torch.Tensor:
     """B×3×3 matrices that turn 3 independent unit noises into correlated ones, unit variance.
 
     ``kind`` per image: 0 independent (identity), 1 luminance (the same draw in every
@@ -118,7 +118,7 @@ def channel_mixing(kind: torch.Tensor, g=None) -> torch.Tensor:
     eye = torch.eye(3, device=dev).expand(b, 3, 3)
     luma = torch.zeros(b, 3, 3, device=dev)
     luma[:, :, 0] = 1.0
-    rnd = torch.randn(b, 3, 3, device=dev, generator=g)
+    rnd = torch.randn(b, 3, 3, device=dev, generator=generator)
     rnd = rnd / rnd.norm(dim=2, keepdim=True).clamp(min=1e-6)
     k = kind.view(b, 1, 1)
     return torch.where(k == 0, eye, torch.where(k == 1, luma, rnd))
@@ -156,7 +156,7 @@ def correlated_noise(shape: tuple[int, int, int, int], channels: torch.Tensor, s
     z = torch.randn(shape, device=device, generator=g)
     s = spatial.view(b, 1, 1, 1)
     z = torch.where(s == 1, _demosaic_noise(z), torch.where(s == 2, _halfres_noise(z), z))
-    z = torch.einsum("bij,bjhw->bihw", channel_mixing(channels, g), z)
+    z = torch.einsum("bij,bjhw->bihw", channel_mixing(channels, generator=g), z)
     return z / z.std(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
 
 

@@ -141,6 +141,15 @@ def default_engines() -> list[str]:
     return engines
 
 
+def _weights_sha256(model: str | None) -> str | None:
+    """Which weights the quality rows belong to (a local folder's, or the shipped ones)."""
+    from .bench.sets import sha256_file
+    from .inference import SHIPPED_MODEL
+
+    weights = Path(model or SHIPPED_MODEL) / "model.safetensors"
+    return sha256_file(weights) if weights.is_file() else None
+
+
 def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], repeats: int,
         tile_size: int | None, nlm: bool = True) -> dict:
     import os
@@ -153,7 +162,8 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
     report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "torch": torch.__version__, "isa": isa_summary()},
               "peak_gflops": {d: matmul_peak_gflops(d) for d in ("fp32", "bf16")},
-              "model": model or "shipped", "tile_size": tile_size or default_tile_size(default_device()),
+              "model": model or "shipped", "weights_sha256": _weights_sha256(model),
+              "tile_size": tile_size or default_tile_size(default_device()),
               "repeats": repeats, "results": []}
     jobs = [(w, h, e) for (w, h) in sizes for e in engines + (["opencv-nlm"] if nlm else [])]
     for w, h, e in tqdm(jobs, desc="bench", unit="run"):
@@ -193,7 +203,7 @@ def tile_sweep(model: str | None, engine: str, size: tuple[int, int], tile_sizes
     return rows
 
 
-def _quality_pairs(folder: Path, limit: int | None) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+def quality_pairs(folder: Path, limit: int | None) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
     """(condition, [(truth, damaged)]) for a real-pair folder (``X_real``/``X_mean``) or a clean one.
 
     A clean folder gets the benchmark's ``mixed`` condition, rebuilt bit for bit as
@@ -228,7 +238,7 @@ def engine_quality(model: str | None, folder: str | Path, engines: list[str], li
     from .inference import Denoiser
     from .metrics import psnr_uint8
 
-    condition, pairs = _quality_pairs(Path(folder), limit)
+    condition, pairs = quality_pairs(Path(folder), limit)
     out = {}
     for e in engines:
         den = Denoiser.from_pretrained(model, engine=e)
@@ -244,7 +254,9 @@ def markdown(report: dict) -> str:
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores (ISA: {isa}), torch {m['torch']} "
              f"({m['torch_threads']} threads); "
              f"measured matmul peak {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} GFLOP/s bf16. "
-             f"Model: {report['model']}, tile {report['tile_size']}, median of {report['repeats']} runs.",
+             f"Model: {report['model']}"
+             + (f" (weights sha256 `{report['weights_sha256'][:12]}`)" if report.get("weights_sha256") else "")
+             + f", tile {report['tile_size']}, median of {report['repeats']} runs.",
              "",
              "| size | engine | median s | MP/s | × reference | GFLOP/s | % of peak | load s | first call s "
              "| peak RSS MB |",

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cleanvision import Denoiser
 from cleanvision.cli import main
 from cleanvision.image_io import read_image, write_image
 from cleanvision.metrics import psnr_uint8
@@ -38,6 +39,7 @@ def test_denoise_raises_psnr_and_keeps_going_past_bad_files(tmp_path, noisy_dir,
     code = main(["denoise", str(noisy_dir), str(empty_folder), "-o", str(out)])
     err = capsys.readouterr().err
     assert code == 1
+    assert f"model shipped, {Denoiser.from_pretrained().engine} engine on cpu" in err  # which engine ran
     restored = read_image(out / "astronaut.png")
     noisy = read_image(noisy_dir / "astronaut.png")
     assert psnr_uint8(astronaut, restored) >= psnr_uint8(astronaut, noisy) + 5

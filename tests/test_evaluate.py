@@ -384,3 +384,9 @@ def test_real_pairs_grey_protocol_extended_conditions_and_update(tmp_path, capsy
     assert both["results"]["jpeg10"]["noisy"] == gdoc["results"]["jpeg10"]["noisy"]
     assert both["results"]["paper25"]["model:shipped"]["psnr"] > both["results"]["paper25"]["noisy"]["psnr"] + 5
     assert len(both["runs"]) == 2
+    # a baseline run on one more condition keeps its rows on the others
+    assert cli_main(["eval", "--clean", str(grey), "--conditions", "jpeg30", "--paper-sigmas", "",
+                     "--methods", "noisy", "--update", *common]) == 0
+    more = json.loads((tmp_path / "out" / "greyset" / evaluate.JSON_NAME).read_text())
+    assert more["results"]["jpeg10"] == both["results"]["jpeg10"] and more["results"]["paper25"] == both["results"]["paper25"]
+    assert set(more["results"]["jpeg30"]) == {"noisy"} and len(more["runs"]) == 3

@@ -24,7 +24,7 @@ from .methods import FROZEN, PAPER, REAL, Method, noisy_input
 from .published import QUOTED
 from .render import pick_window
 from ..image_io import centre_crop
-from .sets import (DEFAULT_MAKE_BENCH, ensure_bench, list_images, paper_noisy, read_clean,
+from .sets import (DEFAULT_MAKE_BENCH, BenchError, ensure_bench, list_images, paper_noisy, read_clean,
                    read_noisy, real_pairs, sha256_file)
 
 SCHEMA = 1
@@ -200,14 +200,15 @@ def summarise(per_image: dict) -> dict:
 
 
 def merge_into(old: dict, new: dict) -> dict:
-    """``new`` with the results of methods it did not run taken from ``old`` (same images, same noise).
+    """``new`` with every (condition, method) result it did not compute taken from ``old``.
 
-    Lets a retrained model be scored without rerunning the slow baselines; refuses when the
-    clean images or the seed differ. A generator that changed (it gained conditions) is
+    Lets a retrained model be scored without rerunning the slow baselines, and baselines be
+    run on added conditions without losing their other rows. A method whose description
+    changed (other weights, another engine) keeps none of its old rows: they would mix two
+    models under one name. Refuses when the clean images or the seed differ. A generator that changed (it gained conditions) is
     recorded, not refused: every noisy image read is checked against its manifest's sha256,
     and SPEC.md keeps the frozen conditions' files unchanged.
     """
-    from .sets import BenchError
 
     for key in ("clean_sha256", "images"):
         if old.get(key) != new.get(key):
@@ -219,9 +220,10 @@ def merge_into(old: dict, new: dict) -> dict:
     doc["conditions"] = {**old.get("conditions", {}), **new["conditions"]}
     doc["methods"] = {**{k: new["methods"].get(k, v) for k, v in old["methods"].items()}, **new["methods"]}
     doc["timing"] = {**{k: new["timing"].get(k, v) for k, v in old["timing"].items()}, **new["timing"]}
+    changed = {k for k, v in new["methods"].items() if k in old["methods"] and old["methods"][k] != v}
     results = {}
     for cond in doc["conditions"]:
-        kept = {k: v for k, v in old["results"].get(cond, {}).items() if k not in new["methods"]}
+        kept = {k: v for k, v in old["results"].get(cond, {}).items() if k not in changed}
         results[cond] = {**kept, **new["results"].get(cond, {})}
     doc["results"] = results
     doc["quoted"] = [q for q in QUOTED.get(doc["set"], []) if set(q["psnr"]) & set(doc["conditions"])]
