@@ -6,6 +6,17 @@
 # schedule ends with the time budget; the step limit is only a ceiling):
 #   STEPS=30000 EXTRA_ARGS="--init_from runs/cpu-ffdnet12 --learning_rate 5e-4 --lr_warmup_steps 200 \
 #     --max_train_minutes 85" nice -n 19 bash scripts/train_cpu.sh runs/cpu-ffdnet12-stage2
+# Stages 3 and 4 (real-photo damage, fp32 on an AVX2 CPU) ran train_accelerate.py directly; their
+# exact commands are in cleanvision/weights/default/training_info.json (and the model card).
+# Stage 4, as run (one thread pinned to one core, about 2.9 s a step):
+#   OMP_NUM_THREADS=1 taskset -c 1 python train_accelerate.py --train_data_dir ../shared/data/train/CBSD432 \
+#     ../shared/data/train/Sun_Hays80 ../shared/data/train/wikipedia-photos --validation_fraction 0.05 \
+#     --max_validation_images 24 --depth 12 --width 96 --pixel_unshuffle 2 --patch_size 64 \
+#     --train_batch_size 32 --patches_per_image 64 --init_from cleanvision/weights/default \
+#     --learning_rate 1e-4 --lr_warmup_steps 100 --lr_scheduler cosine --min_lr_ratio 0.02 \
+#     --max_train_steps 1900 --max_train_minutes 95 --mixed_precision no --checkpointing_steps 250 \
+#     --checkpoints_total_limit 2 --validation_steps 500 --real_fraction 0.35 --grey_fraction 0.15 \
+#     --resume_from_checkpoint latest --output_dir runs/stage4
 set -euo pipefail
 OUT=${1:-runs/cpu-ffdnet12}
 DATA=${DATA:-../shared/data/train}
