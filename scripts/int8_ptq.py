@@ -126,8 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         quality.append({"data": str(folder), "condition": condition, "images": len(pairs),
                         "psnr_fp32": float(a.mean()), "psnr_int8": float(b.mean()),
                         "delta": float((b - a).mean()), "worst_image_delta": float((b - a).min())})
+    from cleanvision.bench.sets import sha256_file
+    from cleanvision.inference import SHIPPED_MODEL
+
+    weights = Path(args.model or SHIPPED_MODEL) / "model.safetensors"
     report = {"machine": {"cpu": cpu_name(), "isa": isa_summary(), "torch_threads": torch.get_num_threads(),
                           "onnxruntime": ort.__version__},
+              "model": args.model or "shipped", "weights_sha256": sha256_file(weights) if weights.is_file() else None,
               "command": " ".join(["python scripts/int8_ptq.py", *(argv if argv is not None else sys.argv[1:])]),
               "calibration": {"data": str(args.calibration), "images": args.calibration_images, "crop": 128,
                               "method": args.method, "keep_float": keep},
