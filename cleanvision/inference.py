@@ -121,8 +121,9 @@ class Denoiser:
         """``auto``: the fastest engine measured on this kind of hardware, by rules, not a probe.
 
         bf16 where the hardware computes it natively (GPUs with bf16, CPUs with AMX or
-        AVX512-BF16: 2-5× the fp32 engines); on other CPUs ONNX Runtime where installed (fp32,
-        1.1-1.3× torch's fp32 on AMD EPYC with AVX2 and with AVX-512; ``cleanvision bench``),
+        AVX512-BF16: 2-5× the fp32 engines); on other CPUs ONNX Runtime where installed (fp32:
+        1.04-1.06× torch's fp32 engine and 1.13-1.42× the reference on an AVX2-only AMD EPYC,
+        docs/bench/speed_amd_avx2.md; 1.2× torch's fp32 on an AMD EPYC with AVX-512, issue 13),
         else torch fp32. Each costs at most 0.05 dB against ``reference`` on CBSD68 ``mixed``
         and real PolyU photos (the speed JSON's quality rows; tests/test_speed.py).
         """
