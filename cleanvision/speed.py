@@ -129,14 +129,13 @@ def engine_precision(engine: str) -> str:
 
 def default_engines() -> list[str]:
     """The engines worth timing here: bf16 only where it is native, ONNX Runtime where installed."""
-    import importlib.util
-
+    from .export import ort_available
     from .hardware import cpu_native_bf16
 
     engines = ["reference", "fp32"]
     if cpu_native_bf16():
         engines.append("bf16")
-    if importlib.util.find_spec("onnxruntime") is not None:
+    if ort_available():
         engines.append("onnxruntime")
     return engines
 
