@@ -236,11 +236,15 @@ def test_interrupted_folder_leaves_no_partial_files(tmp_path, astronaut):
     for i in range(6):
         write_image(src / f"{i}.png", add_gaussian_noise(astronaut, 20, i))
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    p = subprocess.Popen([sys.executable, "-m", "cleanvision.cli", "denoise", str(src), "-o", str(out)],
-                         stderr=subprocess.PIPE, text=True, env=env)
     import signal
     import time
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # a shell that starts the suite in the background (``cmd &``) ignores SIGINT in its children;
+    # the CLI under test gets Ctrl-C as a terminal would deliver it
+    p = subprocess.Popen([sys.executable, "-m", "cleanvision.cli", "denoise", str(src), "-o", str(out)],
+                         stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     deadline = time.time() + 120
     while not (out.exists() and any(out.glob("*.png"))) and time.time() < deadline:
