@@ -158,9 +158,10 @@ def _write_atomically(p: Path, data: bytes, overwrite: bool) -> None:
             os.unlink(tmp)
 
 
-def ort_session(model: DnCNN, threads: int | None = None, opset: int = DEFAULT_OPSET):
+def ort_session(model: DnCNN, threads: int | None = None, opset: int = DEFAULT_OPSET, graph: bytes | None = None):
     """An ONNX Runtime CPU session of the folded ``model``, exported in memory (about a third of
-    a second; nothing is cached on disk). ``threads`` defaults to torch's thread count."""
+    a second; nothing is cached on disk), or of ``graph`` when given (e.g. a quantised form of
+    it). ``threads`` defaults to torch's thread count."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -170,4 +171,5 @@ def ort_session(model: DnCNN, threads: int | None = None, opset: int = DEFAULT_O
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(onnx_bytes(model, opset), sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(graph or onnx_bytes(model, opset), sess_options=opts,
+                                providers=["CPUExecutionProvider"])

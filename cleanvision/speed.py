@@ -140,7 +140,7 @@ def default_engines() -> list[str]:
     return engines
 
 
-def _weights_sha256(model: str | None) -> str | None:
+def weights_sha256(model: str | None) -> str | None:
     """Which weights the quality rows belong to (a local folder's, or the shipped ones)."""
     from .bench.sets import sha256_file
     from .inference import SHIPPED_MODEL
@@ -161,7 +161,7 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
     report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "torch": torch.__version__, "isa": isa_summary()},
               "peak_gflops": {d: matmul_peak_gflops(d) for d in ("fp32", "bf16")},
-              "model": model or "shipped", "weights_sha256": _weights_sha256(model),
+              "model": model or "shipped", "weights_sha256": weights_sha256(model),
               "tile_size": tile_size or default_tile_size(default_device()),
               "repeats": repeats, "results": []}
     jobs = [(w, h, e) for (w, h) in sizes for e in engines + (["opencv-nlm"] if nlm else [])]

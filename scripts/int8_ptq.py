@@ -91,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
     from tqdm.auto import tqdm
 
-    from cleanvision.export import onnx_bytes
+    from cleanvision.export import onnx_bytes, ort_session
     from cleanvision.hardware import cpu_name, isa_summary
     from cleanvision.inference import Denoiser, load_model
     from cleanvision.metrics import psnr_uint8
-    from cleanvision.speed import quality_pairs, test_image
+    from cleanvision.speed import quality_pairs, test_image, weights_sha256
 
     model = load_model(args.model)
     keep = [k for k in args.keep_float.split(",") if k]
@@ -103,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                         128, 0), keep, args.method)
     engines = {"onnxruntime fp32": Denoiser(model, engine="onnxruntime"),
                "onnxruntime int8": Denoiser(model, engine="onnxruntime")}
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
-    engines["onnxruntime int8"]._session = ort.InferenceSession(int8, opts, providers=["CPUExecutionProvider"])
+    engines["onnxruntime int8"]._session = ort_session(model, graph=int8)  # same tiling, the int8 graph
 
     img = test_image(512, 512)
     speed = {}
@@ -126,13 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         quality.append({"data": str(folder), "condition": condition, "images": len(pairs),
                         "psnr_fp32": float(a.mean()), "psnr_int8": float(b.mean()),
                         "delta": float((b - a).mean()), "worst_image_delta": float((b - a).min())})
-    from cleanvision.bench.sets import sha256_file
-    from cleanvision.inference import SHIPPED_MODEL
-
-    weights = Path(args.model or SHIPPED_MODEL) / "model.safetensors"
     report = {"machine": {"cpu": cpu_name(), "isa": isa_summary(), "torch_threads": torch.get_num_threads(),
                           "onnxruntime": ort.__version__},
-              "model": args.model or "shipped", "weights_sha256": sha256_file(weights) if weights.is_file() else None,
+              "model": args.model or "shipped", "weights_sha256": weights_sha256(args.model),
               "command": " ".join(["python scripts/int8_ptq.py", *(argv if argv is not None else sys.argv[1:])]),
               "calibration": {"data": str(args.calibration), "images": args.calibration_images, "crop": 128,
                               "method": args.method, "keep_float": keep},

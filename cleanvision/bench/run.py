@@ -205,9 +205,9 @@ def merge_into(old: dict, new: dict) -> dict:
     Lets a retrained model be scored without rerunning the slow baselines, and baselines be
     run on added conditions without losing their other rows. A method whose description
     changed (other weights, another engine) keeps none of its old rows: they would mix two
-    models under one name. Refuses when the clean images or the seed differ. A generator that changed (it gained conditions) is
-    recorded, not refused: every noisy image read is checked against its manifest's sha256,
-    and SPEC.md keeps the frozen conditions' files unchanged.
+    models under one name. Refuses when the clean images or the seed differ. A generator that
+    changed (it gained conditions) is recorded, not refused: every noisy image read is checked
+    against its manifest's sha256, and SPEC.md keeps the frozen conditions' files unchanged.
     """
 
     for key in ("clean_sha256", "images"):
