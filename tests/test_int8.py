@@ -42,3 +42,39 @@ def test_int8_graph_keeps_first_and_last_conv_in_float(astronaut):
     run = lambda model: ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {INPUT: x})[0]  # noqa: E731
     a, b = run(fp32), run(int8)
     assert 0 < np.abs(a - b).mean() < 0.02  # quantised (not identical), yet the same restoration
+
+
+def test_keep_float_takes_indices_so_one_layer_can_be_quantised_alone():
+    import onnx
+
+    from cleanvision.export import onnx_bytes
+
+    ptq = load_script()
+    assert [ptq.conv_index(k, 5) for k in ("first", "last", "2")] == [0, 4, 2]
+    with pytest.raises(ValueError, match="out of range"):
+        ptq.conv_index("5", 5)
+    net = random_dncnn(depth=5, width=16, pixel_unshuffle=2).eval()
+    batches = ptq.calibration_batches(require(SHARED / "data" / "train" / "CBSD432"), 2, 64, 0)
+    graph = onnx.load_from_string(ptq.quantize(onnx_bytes(net), batches, ["0", "1", "3", "4"], "MinMax")).graph
+    produced_by = {o: n for n in graph.node for o in n.output}
+    quantised = [i for i, c in enumerate(n for n in graph.node if n.op_type == "Conv")
+                 if c.input[1] in produced_by and produced_by[c.input[1]].op_type == "DequantizeLinear"]
+    assert quantised == [2]
+
+
+def test_markdown_names_machine_weights_and_every_row():
+    ptq = load_script()
+    report = {"machine": {"cpu": "AMD EPYC", "isa": {"amx_int8": False, "avx2": True}, "torch_threads": 1,
+                          "onnxruntime": "1.32.0"},
+              "weights_sha256": "29c8dd6b968f" + "0" * 52, "command": "python scripts/int8_ptq.py",
+              "calibration": {"data": "/x/CBSD432", "images": 32, "method": "MinMax", "keep_float": ["first", "last"]},
+              "seconds_512": {"onnxruntime fp32": 2.0, "onnxruntime int8": 1.0},
+              "quality": [{"data": "/x/PolyU", "condition": "real", "images": 100, "psnr_fp32": 36.5,
+                           "psnr_int8": 34.6, "delta": -1.9, "worst_image_delta": -6.4}],
+              "passes_gate": False,
+              "per_layer": {"images_per_gate_set": 16, "layers": [{"conv": 1, "delta": {"/x/PolyU": -0.679}}]}}
+    md = ptq.markdown(report)
+    assert "AMD EPYC (avx2)" in md and "`29c8dd6b968f`" in md and "CBSD432" in md
+    assert "| onnxruntime int8 | 1.000 | 2.00 |" in md
+    assert "| PolyU `real` | 100 | 36.500 | 34.600 | -1.900 | -6.40 |" in md
+    assert "Passes the 0.05 dB gate: no." in md and "| 1 | -0.679 |" in md
