@@ -158,7 +158,7 @@ def _write_atomically(p: Path, data: bytes, overwrite: bool) -> None:
             os.unlink(tmp)
 
 
-def ort_session(model: DnCNN, threads: int | None = None, opset: int = DEFAULT_OPSET, graph: bytes | None = None):
+def ort_session(model: DnCNN | None, threads: int | None = None, opset: int = DEFAULT_OPSET, graph: bytes | None = None):
     """An ONNX Runtime CPU session of the folded ``model``, exported in memory (about a third of
     a second; nothing is cached on disk), or of ``graph`` when given (e.g. a quantised form of
     it). ``threads`` defaults to torch's thread count."""

@@ -95,31 +95,80 @@ def _in_child(target, *args, **kwargs) -> dict:
     return result
 
 
-def matmul_peak_gflops(dtype: str, max_n: int = 2048, min_seconds: float = 0.05, repeats: int = 5) -> float:
-    """Best-of-``repeats`` GFLOP/s of a square matrix multiply on this machine's CPU.
+def _peak_ops(multiply, max_n: int, min_seconds: float, repeats: int) -> float:
+    """Best-of-``repeats`` operations/s (2·n³ per multiply) of ``multiply(n)``, a callable doing one n×n product.
 
     The size grows from 256 until one multiply takes ``min_seconds`` (or reaches ``max_n``), so
     the figure is a real peak on fast units and still takes seconds, not minutes, where the
     precision is emulated (bf16 on a CPU without AVX512-BF16 or AMX runs at a few GFLOP/s).
     """
-    import torch
-
-    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     n = 256
     while True:
-        a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
-        a @ b
+        once = multiply(n)
+        once()
         t0 = time.perf_counter()
-        a @ b
+        once()
         if time.perf_counter() - t0 >= min_seconds or n >= max_n:
             break
         n *= 2
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        a @ b
+        once()
         best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n ** 3 / best
+
+
+def matmul_peak_gflops(dtype: str, max_n: int = 2048, min_seconds: float = 0.05, repeats: int = 5) -> float:
+    """GFLOP/s of torch's square matrix multiply in ``fp32`` or ``bf16`` on this machine's CPU."""
+    import torch
+
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+
+    def multiply(n: int):
+        a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+        return lambda: a @ b
+
+    return _peak_ops(multiply, max_n, min_seconds, repeats) / 1e9
+
+
+def int8_matmul(b: np.ndarray):
+    """``a ↦ a @ b`` for uint8 ``a`` and a constant int8 ``b``, int32 out, in ONNX Runtime (MatMulInteger).
+
+    This is the u8×s8 integer GEMM that ONNX Runtime's int8 convolutions run on, with the
+    weights (``b``) packed once as a convolution's are. On AVX2 without VNNI it multiplies pairs
+    into int16 (``vpmaddubsw``), which saturates when both operands are near full range; with
+    ``|b| < 64`` the product is exact everywhere.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    from .export import ort_session
+
+    k, n = b.shape
+    graph = helper.make_graph([helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "int8_matmul",
+                              [helper.make_tensor_value_info("A", TensorProto.UINT8, ["m", k])],
+                              [helper.make_tensor_value_info("Y", TensorProto.INT32, ["m", n])],
+                              [numpy_helper.from_array(b.astype(np.int8), "B")])
+    session = ort_session(None, graph=helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+                          .SerializeToString())
+    return lambda a: session.run(None, {"A": a})[0]
+
+
+def int8_matmul_peak_gops(max_n: int = 1024, min_seconds: float = 0.05, repeats: int = 5) -> float:
+    """GOP/s of ONNX Runtime's int8 matrix multiply: the ceiling an int8 engine is read against,
+    as :func:`matmul_peak_gflops` is for fp32 (needs onnx and onnxruntime).
+
+    ``max_n`` stops at 1024: on an AVX2 EPYC, ONNX Runtime 1.32 ran 1024² at about 165 GOP/s
+    and 2048² at about 4, so the peak is read below that cliff.
+    """
+    rng = np.random.default_rng(0)
+
+    def multiply(n: int):
+        run = int8_matmul(rng.integers(-128, 128, (n, n), dtype=np.int8))
+        a = rng.integers(0, 256, (n, n), dtype=np.uint8)
+        return lambda: run(a)
+
+    return _peak_ops(multiply, max_n, min_seconds, repeats) / 1e9
 
 
 def engine_precision(engine: str) -> str:

@@ -125,9 +125,15 @@ def markdown(report: dict) -> str:
              f"`{report['command']}`; calibration: {report['calibration']['method']} on "
              f"{report['calibration']['images']} degraded crops of {Path(report['calibration']['data']).name}, "
              f"convolutions kept in float: {', '.join(report['calibration']['keep_float']) or 'none'}.", "",
-             "| runtime, precision | 512×512 median s | × ONNX Runtime fp32 |", "| --- | ---: | ---: |"]
+             "| runtime, precision | 512×512 median s | × ONNX Runtime fp32 | G(FL)OP/s | % of peak |",
+             "| --- | ---: | ---: | ---: | ---: |"]
     base = report["seconds_512"]["onnxruntime fp32"]
-    lines += [f"| {k} | {v:.3f} | {base / v:.2f} |" for k, v in report["seconds_512"].items()]
+    lines += [f"| {k} | {v:.3f} | {base / v:.2f} | {report['gops_512'][k]:.0f} | {report['percent_of_peak'][k]:.0f} |"
+              for k, v in report["seconds_512"].items()]
+    pk = report["peak_gops"]
+    lines += ["", f"Measured peaks, one multiply of square matrices: fp32 {pk['fp32']:.0f} GFLOP/s (torch), int8 "
+                  f"{pk['int8']:.0f} GOP/s (ONNX Runtime MatMulInteger): int8 can be at most {pk['int8'] / pk['fp32']:.1f}× "
+                  "fp32 here."]
     lines += ["", "| gate set | images | fp32 PSNR dB | int8 PSNR dB | Δ dB | worst image Δ dB |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]
     lines += [f"| {Path(q['data']).name} `{q['condition']}` | {q['images']} | {q['psnr_fp32']:.3f} | {q['psnr_int8']:.3f} "
@@ -168,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     from cleanvision.export import onnx_bytes, ort_session
     from cleanvision.hardware import cpu_name, isa_summary
     from cleanvision.inference import Denoiser, load_model
-    from cleanvision.speed import quality_pairs, test_image, weights_sha256
+    from cleanvision.speed import (int8_matmul_peak_gops, matmul_peak_gflops, quality_pairs, test_image,
+                                   weights_sha256)
 
     model = load_model(args.model)
     keep = [k for k in args.keep_float.split(",") if k]
@@ -200,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             den(img)
             times.append(time.perf_counter() - t0)
         speed[name] = statistics.median(times)
+    peak = {"fp32": matmul_peak_gflops("fp32"), "int8": int8_matmul_peak_gops()}
+    gops = {name: model.flops_per_pixel * 512 * 512 / t / 1e9 for name, t in speed.items()}
     gates = [quality_pairs(folder, args.limit) + (folder,)
              for folder in args.gate or [DATA / "CBSD68", DATA / "real" / "PolyU"]]
     quality = []
@@ -228,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
               "command": " ".join(["python scripts/int8_ptq.py", *(argv if argv is not None else sys.argv[1:])]),
               "calibration": {"data": str(args.calibration), "images": args.calibration_images, "crop": 128,
                               "method": args.method, "keep_float": keep},
-              "seconds_512": speed, "speedup_int8_vs_fp32": speed["onnxruntime fp32"] / speed["onnxruntime int8"],
+              "seconds_512": speed, "gops_512": gops,
+              "peak_gops": peak, "percent_of_peak": {k: 100 * v / peak[k.split()[-1]] for k, v in gops.items()},
+              "speedup_int8_vs_fp32": speed["onnxruntime fp32"] / speed["onnxruntime int8"],
               "quality": quality, "passes_gate": all(q["delta"] >= -0.05 for q in quality)}
     if per_layer:
         report["per_layer"] = {"images_per_gate_set": args.per_layer, "layers": per_layer,

@@ -69,12 +69,16 @@ def test_markdown_names_machine_weights_and_every_row():
               "weights_sha256": "29c8dd6b968f" + "0" * 52, "command": "python scripts/int8_ptq.py",
               "calibration": {"data": "/x/CBSD432", "images": 32, "method": "MinMax", "keep_float": ["first", "last"]},
               "seconds_512": {"onnxruntime fp32": 2.0, "onnxruntime int8": 1.0},
+              "gops_512": {"onnxruntime fp32": 55.0, "onnxruntime int8": 110.0},
+              "peak_gops": {"fp32": 72.0, "int8": 165.0},
+              "percent_of_peak": {"onnxruntime fp32": 76.4, "onnxruntime int8": 66.7},
               "quality": [{"data": "/x/PolyU", "condition": "real", "images": 100, "psnr_fp32": 36.5,
                            "psnr_int8": 34.6, "delta": -1.9, "worst_image_delta": -6.4}],
               "passes_gate": False,
               "per_layer": {"images_per_gate_set": 16, "layers": [{"conv": 1, "delta": {"/x/PolyU": -0.679}}]}}
     md = ptq.markdown(report)
     assert "AMD EPYC (avx2)" in md and "`29c8dd6b968f`" in md and "CBSD432" in md
-    assert "| onnxruntime int8 | 1.000 | 2.00 |" in md
+    assert "| onnxruntime int8 | 1.000 | 2.00 | 110 | 67 |" in md
+    assert "fp32 72 GFLOP/s (torch), int8 165 GOP/s" in md and "at most 2.3× fp32" in md
     assert "| PolyU `real` | 100 | 36.500 | 34.600 | -1.900 | -6.40 |" in md
     assert "Passes the 0.05 dB gate: no." in md and "| 1 | -0.679 |" in md

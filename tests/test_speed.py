@@ -56,3 +56,17 @@ def test_bench_default_engines_follow_the_hardware():
     assert engines[:2] == ["reference", "fp32"]
     assert ("bf16" in engines) == cpu_native_bf16()
     assert ("onnxruntime" in engines) == ort_available()
+
+
+def test_int8_matmul_is_exact_and_its_peak_is_measured():
+    """The int8 ceiling of int8_ptq.py's table: ONNX Runtime's integer GEMM, checked against numpy."""
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra is part of the test requirements")
+    import numpy as np
+
+    from cleanvision.speed import int8_matmul, int8_matmul_peak_gops
+
+    rng = np.random.default_rng(0)
+    b = rng.integers(-63, 64, (96, 40), dtype=np.int8)
+    a = rng.integers(0, 256, (17, 96), dtype=np.uint8)
+    assert np.array_equal(int8_matmul(b)(a), a.astype(np.int32) @ b.astype(np.int32))
+    assert int8_matmul_peak_gops(max_n=256, repeats=1) > 0.5
