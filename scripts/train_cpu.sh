@@ -17,6 +17,11 @@
 #     --max_train_steps 1900 --max_train_minutes 95 --mixed_precision no --checkpointing_steps 250 \
 #     --checkpoints_total_limit 2 --validation_steps 500 --real_fraction 0.35 --grey_fraction 0.15 \
 #     --resume_from_checkpoint latest --output_dir runs/stage4
+# Stage 5, as run: the same from stage 4's weights with --learning_rate 8e-5 --lr_warmup_steps 50
+# --max_train_steps 5000 --real_fraction 0.3 --output_dir runs/stage5, first on one thread
+# (OMP_NUM_THREADS=1 taskset -c 1, --max_train_minutes 110) for 500 steps, then stopped at that
+# checkpoint and resumed on both cores (OMP_NUM_THREADS=2, --max_train_minutes 96: the cosine
+# schedule ends with that budget), 4,055 steps in all (about 1.5 s a step on two threads).
 set -euo pipefail
 OUT=${1:-runs/cpu-ffdnet12}
 DATA=${DATA:-../shared/data/train}
