@@ -50,7 +50,6 @@ def test_int8_graph_keeps_first_and_last_conv_in_float(astronaut):
 
 
 def test_keep_float_takes_indices_so_one_layer_can_be_quantised_alone():
-
     from cleanvision.export import onnx_bytes
 
     ptq = load_script()
