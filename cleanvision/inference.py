@@ -91,12 +91,18 @@ class Denoiser:
             BatchNorm, channels-last), ``bf16`` (fp32 plus bfloat16 autocast), ``onnxruntime``
             (the folded network exported to ONNX in memory and run by ONNX Runtime on the CPU,
             as many threads as torch uses; needs ``pip install 'cleanvision[onnx]'``) or ``auto``.
+        session: with ``engine="onnxruntime"``, a prebuilt session to run instead of the one
+            exported from ``model``: anything with ONNX Runtime's ``run(None, {"image": x})``
+            that maps N×C×H×W floats to the restored image (e.g. an int8 form of the graph, or
+            another runtime behind that call), so it gets the same tiling and image handling.
     """
 
     def __init__(self, model: DnCNN, device: str | torch.device | None = None, tile_size: int | None = None,
-                 engine: str = "auto"):
+                 engine: str = "auto", session=None):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if session is not None and engine != "onnxruntime":
+            raise ValueError(f'a prebuilt session runs with engine="onnxruntime", got engine={engine!r}')
         self.device = torch.device(device) if device else default_device()
         if engine == "onnxruntime":
             if device and self.device.type != "cpu":
@@ -107,8 +113,8 @@ class Denoiser:
         if self.engine != "reference":
             model = model.fuse().to(memory_format=torch.channels_last)
         self.model = model.to(self.device)
-        self._session = None
-        if self.engine == "onnxruntime":  # built once; MissingDependencyError without onnxruntime
+        self._session = session
+        if self.engine == "onnxruntime" and session is None:  # built once; MissingDependencyError without onnxruntime
             from .export import ort_session
 
             self._session = ort_session(self.model)

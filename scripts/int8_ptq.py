@@ -184,11 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     int8 = quantize(fp32, batches, keep, args.method)
     threads = torch.get_num_threads()
 
-    def engine(session=None) -> Denoiser:
-        den = Denoiser(model, engine="onnxruntime")
-        if session is not None:
-            den._session = session  # same tiling, another graph or runtime
-        return den
+    def engine(session=None) -> Denoiser:  # same tiling, another graph or runtime
+        return Denoiser(model, engine="onnxruntime", session=session)
 
     engines = {"onnxruntime fp32": engine(), "onnxruntime int8": engine(ort_session(model, graph=int8))}
     timed = dict(engines)

@@ -119,6 +119,27 @@ def test_onnxruntime_engine_tiled_grey_and_rgba(reference, astronaut, monkeypatc
     assert exports == [1]
 
 
+def test_a_prebuilt_session_gets_the_same_tiling(reference, astronaut, exported):
+    """A session built elsewhere (here the exported file, read back) runs behind the Denoiser:
+    every tile goes through it, and the restored photo matches the reference engine."""
+    model = Denoiser.from_pretrained(engine="fp32").model
+    inner = export_mod.ort_session(model, graph=exported.read_bytes())
+    shapes = []
+
+    class Recording:
+        def run(self, outputs, feeds):
+            shapes.append(feeds["image"].shape)
+            return inner.run(outputs, feeds)
+
+    den = Denoiser(model, engine="onnxruntime", session=Recording(), tile_size=96)
+    img = add_gaussian_noise(astronaut[:160, :200], 25, rng=5)
+    got = den(img)
+    assert len(shapes) > 1 and all(s[:2] == (1, 3) for s in shapes)  # tiled, every tile through it
+    assert np.abs(got.astype(int) - reference(img)).max() <= 1
+    with pytest.raises(ValueError, match="onnxruntime"):
+        Denoiser(model, engine="fp32", session=inner)
+
+
 def test_cli_denoise_with_the_onnxruntime_engine(tmp_path, astronaut):
     from cleanvision.image_io import read_image, write_image
 
