@@ -10,6 +10,7 @@ import importlib.util
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -390,3 +391,24 @@ def test_real_pairs_grey_protocol_extended_conditions_and_update(tmp_path, capsy
     more = json.loads((tmp_path / "out" / "greyset" / evaluate.JSON_NAME).read_text())
     assert more["results"]["jpeg10"] == both["results"]["jpeg10"] and more["results"]["paper25"] == both["results"]["paper25"]
     assert set(more["results"]["jpeg30"]) == {"noisy"} and len(more["runs"]) == 3
+
+
+def test_compare_results_reads_each_change_against_a_revision(tmp_path):
+    """scripts/compare_results.py on a git repo holding the real CBSD68 results: one row raised
+    by 0.1 dB after the commit is the one 'better' row, and the rest read as unchanged."""
+    spec = importlib.util.spec_from_file_location("compare_results", ROOT / "scripts" / "compare_results.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    path = tmp_path / "docs" / "bench" / "CBSD68" / "results.json"
+    path.parent.mkdir(parents=True)
+    data = json.loads((BENCH_DOCS / "CBSD68" / "results.json").read_text())
+    path.write_text(json.dumps(data))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    for cmd in (["init", "-q"], ["add", "."], ["commit", "-qm", "results"]):
+        subprocess.run(git + cmd, check=True)
+    data["results"]["mixed"]["model:shipped"]["psnr"] += 0.1
+    path.write_text(json.dumps(data))
+    rows = mod.compare("HEAD", root=tmp_path)
+    changed = [(s, c, round(now - before, 6)) for s, c, before, now in rows if now != before]
+    assert changed == [("CBSD68", "mixed", 0.1)]
+    assert len(rows) == len(mod.model_psnr(data)) > 7
