@@ -20,6 +20,14 @@ def require(path: Path) -> Path:
     return path
 
 
+def load_script(path: Path):
+    """Import a file that is a script, not a package module (scripts/*.py, ../shared/bench)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     return data.astronaut()
@@ -43,10 +51,7 @@ def cbsd68_files() -> list[Path]:
 @pytest.fixture(scope="session")
 def make_bench():
     """The frozen benchmark generator, imported from ../shared/bench."""
-    spec = importlib.util.spec_from_file_location("make_bench", require(BENCH_SCRIPT))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(require(BENCH_SCRIPT))
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ checks determinism, the metrics against scikit-image, and the documents against 
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -22,7 +21,7 @@ from cleanvision import bench as evaluate
 from cleanvision.cli import main as cli_main
 from cleanvision.image_io import read_image
 
-from conftest import BENCH_SCRIPT, CBSD68, ROOT, require
+from conftest import BENCH_SCRIPT, CBSD68, ROOT, load_script, require
 
 DOCS = (ROOT / "README.md", ROOT / "model_card.md")
 BENCH_DOCS = ROOT / "docs" / "bench"
@@ -32,14 +31,7 @@ SET = "tinyset"
 CROPS = ((slice(100, 172), slice(150, 238)), (slice(40, 120), slice(200, 264)))  # 72×88 and 80×64
 
 
-def _load_update_tables():
-    spec = importlib.util.spec_from_file_location("update_tables", ROOT / "scripts" / "update_tables.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-update_tables = _load_update_tables()
+update_tables = load_script(ROOT / "scripts" / "update_tables.py")
 
 
 def sk_psnr(a, b):
@@ -396,9 +388,7 @@ def test_real_pairs_grey_protocol_extended_conditions_and_update(tmp_path, capsy
 def test_compare_results_reads_each_change_against_a_revision(tmp_path):
     """scripts/compare_results.py on a git repo holding the real CBSD68 results: one row raised
     by 0.1 dB after the commit is the one 'better' row, and the rest read as unchanged."""
-    spec = importlib.util.spec_from_file_location("compare_results", ROOT / "scripts" / "compare_results.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(ROOT / "scripts" / "compare_results.py")
     path = tmp_path / "docs" / "bench" / "CBSD68" / "results.json"
     path.parent.mkdir(parents=True)
     data = json.loads((BENCH_DOCS / "CBSD68" / "results.json").read_text())

@@ -1,21 +1,15 @@
 """scripts/int8_ptq.py builds a real int8 graph: quantised middle layers, float first/last, close to fp32."""
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED, random_dncnn, require
+from conftest import ROOT, SHARED, load_script, random_dncnn, require
 
 pytest.importorskip("onnxruntime", reason="the [onnx] extra is part of the test requirements")
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("int8_ptq", ROOT / "scripts" / "int8_ptq.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+PTQ_SCRIPT = ROOT / "scripts" / "int8_ptq.py"
 
 
 def quantised_convs(int8: bytes) -> list[bool]:
@@ -33,7 +27,7 @@ def test_int8_graph_keeps_first_and_last_conv_in_float(astronaut):
 
     from cleanvision.export import INPUT, onnx_bytes
 
-    ptq = load_script()
+    ptq = load_script(PTQ_SCRIPT)
     net = random_dncnn(depth=5, width=16, pixel_unshuffle=2).eval()
     batches = ptq.calibration_batches(require(SHARED / "data" / "train" / "CBSD432"), 4, 64, 0)
     assert len(batches) == 4 and batches[0].shape == (1, 3, 64, 64)
@@ -52,7 +46,7 @@ def test_int8_graph_keeps_first_and_last_conv_in_float(astronaut):
 def test_keep_float_takes_indices_so_one_layer_can_be_quantised_alone():
     from cleanvision.export import onnx_bytes
 
-    ptq = load_script()
+    ptq = load_script(PTQ_SCRIPT)
     assert [ptq.conv_index(k, 5) for k in ("first", "last", "2")] == [0, 4, 2]
     with pytest.raises(ValueError, match="out of range"):
         ptq.conv_index("5", 5)
@@ -63,7 +57,7 @@ def test_keep_float_takes_indices_so_one_layer_can_be_quantised_alone():
 
 
 def test_markdown_names_machine_weights_and_every_row():
-    ptq = load_script()
+    ptq = load_script(PTQ_SCRIPT)
     report = {"machine": {"cpu": "AMD EPYC", "isa": {"amx_int8": False, "avx2": True}, "torch_threads": 1,
                           "onnxruntime": "1.32.0"},
               "weights_sha256": "29c8dd6b968f" + "0" * 52, "command": "python scripts/int8_ptq.py",

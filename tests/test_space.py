@@ -3,7 +3,6 @@ its weights through the Hub code path (offline, from a cache laid out as hugging
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 from gradio_client import Client, handle_file
 
 from browser_util import free_port, load_app
-from conftest import random_dncnn
+from conftest import load_script, random_dncnn
 from cleanvision.image_io import read_image, write_image
 from cleanvision.inference import SHIPPED_MODEL, Denoiser
 from cleanvision.metrics import psnr_uint8
@@ -26,10 +25,7 @@ REVISION = "0123456789abcdef0123456789abcdef01234567"  # any 40-hex commit id
 
 def _load_test():
     """scripts/load_test.py, for its wait_up() and stop() of an app process."""
-    spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "scripts" / "load_test.py")
 
 
 def hub_cache(cache: Path, repo_id: str, files: dict[str, Path]) -> Path:
