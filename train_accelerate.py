@@ -114,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2")
     t.add_argument("--adam_weight_decay", type=float, default=0.0, help="Adam weight decay")
     t.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping norm (0: no clipping)")
-    t.add_argument("--loss", default="mse", choices=("mse", "l1", "charbonnier"),
-                   help="loss between the predicted and the true noise")
+    t.add_argument("--loss", default="mse", choices=("mse", "l1", "charbonnier", "psnr"),
+                   help="loss between the predicted and the true noise; psnr: minus the mean per-patch "
+                        "PSNR, so a lightly and a heavily damaged patch weigh alike, as in the benchmark's mean")
     t.add_argument("--mixed_precision", default=None, choices=("no", "fp16", "bf16"),
                    help="overrides the accelerate config")
     t.add_argument("--channels_last", action="store_true", help="NHWC memory format (faster on CPUs and GPUs)")
@@ -249,7 +250,21 @@ class LRSchedule:
         return a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+#: Floor of the per-patch squared error in the ``psnr`` loss (50 dB): a near-perfect patch
+#: must not take the whole gradient.
+PSNR_LOSS_FLOOR = 1e-5
+
+
 def residual_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Loss between predicted and true residuals of a B×C×H×W batch in [0, 1] units.
+
+    ``mse`` weighs patches by their squared error, so the heavily damaged ones dominate;
+    ``psnr`` (−mean of per-patch PSNR, whose gradient is the MSE's divided by the patch's own
+    error) gives every patch the same weight in dB, which is what a mean-PSNR benchmark scores.
+    """
+    if kind == "psnr":
+        mse = ((pred - target) ** 2).flatten(1).mean(dim=1)
+        return 10 * torch.log10(mse + PSNR_LOSS_FLOOR).mean()
     if kind == "mse":
         return F.mse_loss(pred, target)
     if kind == "l1":

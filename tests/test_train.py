@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cleanvision import Denoiser, DnCNN
 from cleanvision.image_io import write_image
@@ -186,3 +187,28 @@ def test_help_shows_every_option_with_its_default():
     for shown in ("--width WIDTH", "(default: 64)", "(default: 0.05)", "(default: cosine)", "ACCELERATE_USE_CPU=yes"):
         assert shown in text, shown
     assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_psnr_loss_is_minus_the_mean_patch_psnr_and_weighs_patches_alike(astronaut):
+    """--loss psnr scores what the benchmark averages: each patch's PSNR, not the pooled error.
+    A lightly and a heavily damaged patch then pull with the same weight (in dB), where MSE
+    lets the heavy one dominate by the ratio of their errors."""
+    from cleanvision.metrics import psnr
+
+    train = _train_module()
+    clean = torch.from_numpy(astronaut[:128, :128]).permute(2, 0, 1).float().div(255)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(2, 3, 128, 128, generator=g) * torch.tensor([5 / 255, 50 / 255]).view(2, 1, 1, 1)
+    noisy = (clean + noise).clamp(0, 1)
+    target = noisy - clean  # true residual; a "prediction" of zero leaves the noisy image
+    pred = torch.zeros_like(target, requires_grad=True)
+    loss = train.residual_loss(pred, target, "psnr")
+    expected = -psnr(noisy, clean.expand_as(noisy)).mean()
+    assert abs(loss.item() - expected.item()) < 0.1  # the 50 dB floor moves a 34 dB patch by 0.11 dB
+    loss.backward()
+    # gradient norm per patch ∝ (1/mse)·|residual| ∝ 1/σ: the light patch now pulls harder
+    g_psnr = pred.grad.flatten(1).norm(dim=1)
+    pred.grad = None
+    train.residual_loss(pred, target, "mse").backward()
+    g_mse = pred.grad.flatten(1).norm(dim=1)
+    assert g_mse[1] > 5 * g_mse[0] and g_psnr[0] > 5 * g_psnr[1]
