@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--loss", default="mse", choices=("mse", "l1", "charbonnier", "psnr"),
                    help="loss between the predicted and the true noise; psnr: minus the mean per-patch "
                         "PSNR, so a lightly and a heavily damaged patch weigh alike, as in the benchmark's mean")
+    t.add_argument("--psnr_loss_floor_db", type=float, default=50.0,
+                   help="with --loss psnr: a patch counts as at most this PSNR, so near-perfect patches "
+                        "(a few impulses) do not take the gradient from the rest; lower = closer to mse")
     t.add_argument("--mixed_precision", default=None, choices=("no", "fp16", "bf16"),
                    help="overrides the accelerate config")
     t.add_argument("--channels_last", action="store_true", help="NHWC memory format (faster on CPUs and GPUs)")
@@ -250,21 +253,18 @@ class LRSchedule:
         return a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-#: Floor of the per-patch squared error in the ``psnr`` loss (50 dB): a near-perfect patch
-#: must not take the whole gradient.
-PSNR_LOSS_FLOOR = 1e-5
-
-
-def residual_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+def residual_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, psnr_floor_db: float = 50.0) -> torch.Tensor:
     """Loss between predicted and true residuals of a B×C×H×W batch in [0, 1] units.
 
     ``mse`` weighs patches by their squared error, so the heavily damaged ones dominate;
     ``psnr`` (−mean of per-patch PSNR, whose gradient is the MSE's divided by the patch's own
     error) gives every patch the same weight in dB, which is what a mean-PSNR benchmark scores.
+    ``psnr_floor_db`` caps a patch's PSNR there (its error floored at 10^(−dB/10)), so
+    near-perfect patches (a few impulses, a clean corner) cannot take the whole gradient.
     """
     if kind == "psnr":
         mse = ((pred - target) ** 2).flatten(1).mean(dim=1)
-        return 10 * torch.log10(mse + PSNR_LOSS_FLOOR).mean()
+        return 10 * torch.log10(mse + 10 ** (-psnr_floor_db / 10)).mean()
     if kind == "mse":
         return F.mse_loss(pred, target)
     if kind == "l1":
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> dict:
                     noisy = noisy.contiguous(memory_format=torch.channels_last)
                 with accelerator.autocast():  # forward() through DDP; its residual is the prediction
                     pred = noisy - model(noisy)
-                loss = residual_loss(pred.float(), noisy - clean, args.loss)
+                loss = residual_loss(pred.float(), noisy - clean, args.loss, args.psnr_loss_floor_db)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)

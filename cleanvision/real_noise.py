@@ -9,8 +9,9 @@ module adds, batched on the training device like :func:`~cleanvision.noise.degra
   same draw in every channel) or a random 3×3 mixing matrix;
 * **camera noise**: signal-dependent Poisson–Gaussian (shot + read) noise added in linear
   light (undo the sRGB curve, add, redo it), as a sensor makes it;
-* **spatially correlated noise**: drawn on a Bayer mosaic and bilinearly demosaiced, or drawn
-  at half resolution and upsampled, as camera pipelines and resizing make it;
+* **spatially correlated noise**: drawn on a Bayer mosaic and bilinearly demosaiced, drawn
+  at half resolution and upsampled, or blurred by a Gaussian of random width, as camera
+  pipelines (demosaicing, in-camera denoising and sharpening) and resizing make it;
 * **JPEG** at a random quality, applied last (sometimes twice, with the 8×8 grid shifted).
   JPEG runs through OpenCV on uint8 copies on the CPU: it is the very encoder the benchmark
   (``make_bench.py``) uses, and at ≈0.1 ms per 64² patch it costs far less than a training step;
@@ -40,6 +41,8 @@ class RealRanges:
     """Severities of the real-photo degradations (0-255 scale for σ; linear light for shot/read)."""
 
     sigma: tuple[float, float] = (1.0, 50.0)          # Gaussian σ, correlated across channels
+    p_sigma_log: float = 0.5     # share of σ drawn log-uniform (real cameras: mostly σ < 10)
+    blur: tuple[float, float] = (0.6, 1.2)            # width (px) of the blur of blurred noise
     speckle_var: tuple[float, float] = (0.002, 0.06)  # multiplicative gain variance
     shot: tuple[float, float] = (2e-4, 2e-2)          # Poisson gain a (log-uniform): var = a·x + b
     read: tuple[float, float] = (1e-7, 1e-4)          # read-noise variance b (log-uniform)
@@ -52,8 +55,8 @@ class RealRanges:
     p_double_jpeg: float = 0.2   # of the JPEG'd patches, a second pass with a shifted grid
     # channel correlation of Gaussian / speckle / camera noise: independent, luma, random 3×3
     p_channels: tuple[float, float, float] = (0.35, 0.4, 0.25)
-    # spatial correlation: white, Bayer mosaic + demosaic, half resolution + upsampling
-    p_spatial: tuple[float, float, float] = (0.4, 0.35, 0.25)
+    # spatial correlation: white, Bayer mosaic + demosaic, half resolution + upsampling, blurred
+    p_spatial: tuple[float, float, float, float] = (0.3, 0.25, 0.2, 0.25)
 
 
 REAL_RANGES = RealRanges()
@@ -145,17 +148,35 @@ def _halfres_noise(z: torch.Tensor) -> torch.Tensor:
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
 
+def _blurred_noise(z: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """Noise blurred by a Gaussian of ``width`` px per image (B-vector): the broad, smooth grain
+    a camera's demosaicing, denoising and sharpening leave (real photos: neighbour correlation
+    0.6–0.8, wider than the Bayer route's)."""
+    b, c, h, w = z.shape
+    r = 3
+    t = torch.arange(-r, r + 1, device=z.device, dtype=z.dtype)
+    k = torch.exp(-0.5 * (t.view(1, -1) / width.view(-1, 1).to(z.dtype)) ** 2)
+    k = (k / k.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (B·C)×(2r+1), one per channel
+    x = F.pad(z.reshape(1, b * c, h, w), (r, r, r, r), mode="reflect")
+    x = F.conv2d(x, k.view(b * c, 1, 1, -1), groups=b * c)
+    x = F.conv2d(x, k.view(b * c, 1, -1, 1), groups=b * c)
+    return x.view(b, c, h, w)
+
+
 def correlated_noise(shape: tuple[int, int, int, int], channels: torch.Tensor, spatial: torch.Tensor,
-                     device=None, generator=None) -> torch.Tensor:
+                     device=None, generator=None, blur: tuple[float, float] = (0.6, 1.2)) -> torch.Tensor:
     """Zero-mean noise of unit variance per channel, correlated as asked per image.
 
     ``channels``: 0 independent, 1 luminance, 2 random 3×3 (see :func:`channel_mixing`);
-    ``spatial``: 0 white, 1 Bayer-demosaiced, 2 half-resolution upsampled.
+    ``spatial``: 0 white, 1 Bayer-demosaiced, 2 half-resolution upsampled, 3 blurred by a
+    Gaussian whose width is drawn uniformly from ``blur``.
     """
     b, g = shape[0], generator
     z = torch.randn(shape, device=device, generator=g)
+    width = blur[0] + (blur[1] - blur[0]) * torch.rand(b, device=device, generator=g)
     s = spatial.view(b, 1, 1, 1)
-    z = torch.where(s == 1, _demosaic_noise(z), torch.where(s == 2, _halfres_noise(z), z))
+    z = torch.where(s == 1, _demosaic_noise(z), torch.where(s == 2, _halfres_noise(z),
+                    torch.where(s == 3, _blurred_noise(z, width), z)))
     z = torch.einsum("bij,bjhw->bihw", channel_mixing(channels, generator=g), z)
     return z / z.std(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
 
@@ -219,7 +240,7 @@ def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, ge
                        ranges: RealRanges = REAL_RANGES) -> torch.Tensor:
     """Real-photo damage for a B×3×H×W batch of float images in [0, 1].
 
-    Per image one of: Gaussian (σ), speckle, camera Poisson–Gaussian in linear light, or none;
+    Per image one of: Gaussian (σ, a share of it log-uniform), speckle, camera Poisson–Gaussian in linear light, or none;
     the noise correlated across channels and in space as drawn; then, with probability
     ``p_jpeg`` (always when there was no noise), JPEG at a random quality, sometimes twice.
     ``grey`` (B bools) forces channel-identical noise, as a grey photo has. Quantised to 8 bits.
@@ -241,9 +262,10 @@ def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, ge
     if grey is not None:
         chan = torch.where(grey.to(dev), torch.ones_like(chan), chan)
     spatial = _pick(r.p_spatial, b, dev, g)
-    n = correlated_noise((b, 3, h, w), chan, spatial, dev, g)
+    n = correlated_noise((b, 3, h, w), chan, spatial, dev, g, r.blur)
 
-    sigma = (r.sigma[0] + (r.sigma[1] - r.sigma[0]) * rand(b)) / 255.0
+    sigma = torch.where(rand(b) < r.p_sigma_log, _log_uniform(*r.sigma, b, dev, g),
+                        r.sigma[0] + (r.sigma[1] - r.sigma[0]) * rand(b)) / 255.0
     var = r.speckle_var[0] + (r.speckle_var[1] - r.speckle_var[0]) * rand(b)
     gauss = clean + n * col(sigma)
     speck = clean + clean * n * col(var.sqrt())

@@ -212,3 +212,10 @@ def test_psnr_loss_is_minus_the_mean_patch_psnr_and_weighs_patches_alike(astrona
     train.residual_loss(pred, target, "mse").backward()
     g_mse = pred.grad.flatten(1).norm(dim=1)
     assert g_mse[1] > 5 * g_mse[0] and g_psnr[0] > 5 * g_psnr[1]
+    # the floor: a perfect prediction scores the floor's PSNR, not infinity
+    assert train.residual_loss(target, target, "psnr", psnr_floor_db=40.0).item() == pytest.approx(-40.0, abs=1e-4)
+    # a floor below both patches' PSNR (20 dB) weighs them nearly as mse does: the heavy one pulls harder
+    pred.grad = None
+    train.residual_loss(pred, target, "psnr", psnr_floor_db=20.0).backward()
+    g_low = pred.grad.flatten(1).norm(dim=1)
+    assert g_low[1] > 2 * g_low[0]
