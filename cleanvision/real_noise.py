@@ -242,10 +242,11 @@ def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, ge
                        ranges: RealRanges = REAL_RANGES) -> torch.Tensor:
     """Real-photo damage for a B×3×H×W batch of float images in [0, 1].
 
-    Per image one of: Gaussian (σ, a share of it log-uniform), speckle, camera Poisson–Gaussian in linear light, or none;
-    the noise correlated across channels and in space as drawn; then, with probability
-    ``p_jpeg`` (always when there was no noise), JPEG at a random quality, sometimes twice.
-    ``grey`` (B bools) forces channel-identical noise, as a grey photo has. Quantised to 8 bits.
+    Per image one of: Gaussian (σ; a share ``p_sigma_log`` of it log-uniform), speckle, camera
+    Poisson–Gaussian in linear light, or none; the noise correlated across channels and in
+    space as drawn; then, with probability ``p_jpeg`` (always when there was no noise), JPEG at
+    a random quality, sometimes twice. ``grey`` (B bools) forces channel-identical noise, as a
+    grey photo has. Quantised to 8 bits.
     """
     b, c, h, w = clean.shape
     if c != 3:
