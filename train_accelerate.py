@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--loss", default="mse", choices=("mse", "l1", "charbonnier", "psnr"),
                    help="loss between the predicted and the true noise; psnr: minus the mean per-patch "
                         "PSNR, so a lightly and a heavily damaged patch weigh alike, as in the benchmark's mean")
-    t.add_argument("--psnr_loss_floor_db", type=float, default=50.0,
+    t.add_argument("--psnr_loss_floor_db", type=float, default=PSNR_LOSS_FLOOR_DB,
                    help="with --loss psnr: a patch counts as at most this PSNR, so near-perfect patches "
                         "(a few impulses) do not take the gradient from the rest; lower = closer to mse")
     t.add_argument("--mixed_precision", default=None, choices=("no", "fp16", "bf16"),
@@ -253,7 +253,13 @@ class LRSchedule:
         return a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def residual_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, psnr_floor_db: float = 50.0) -> torch.Tensor:
+#: Default cap of a patch's PSNR in the ``psnr`` loss: a near-perfect patch must not take the
+#: whole gradient (``--psnr_loss_floor_db``).
+PSNR_LOSS_FLOOR_DB = 50.0
+
+
+def residual_loss(pred: torch.Tensor, target: torch.Tensor, kind: str,
+                  psnr_floor_db: float = PSNR_LOSS_FLOOR_DB) -> torch.Tensor:
     """Loss between predicted and true residuals of a B×C×H×W batch in [0, 1] units.
 
     ``mse`` weighs patches by their squared error, so the heavily damaged ones dominate;

@@ -166,7 +166,7 @@ def _blurred_noise(z: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
 
 
 def correlated_noise(shape: tuple[int, int, int, int], channels: torch.Tensor, spatial: torch.Tensor,
-                     device=None, generator=None, blur: tuple[float, float] = (0.6, 1.2)) -> torch.Tensor:
+                     device=None, generator=None, blur: tuple[float, float] = REAL_RANGES.blur) -> torch.Tensor:
     """Zero-mean noise of unit variance per channel, correlated as asked per image.
 
     ``channels``: 0 independent, 1 luminance, 2 random 3×3 (see :func:`channel_mixing`);
@@ -176,9 +176,14 @@ def correlated_noise(shape: tuple[int, int, int, int], channels: torch.Tensor, s
     b, g = shape[0], generator
     z = torch.randn(shape, device=device, generator=g)
     width = blur[0] + (blur[1] - blur[0]) * torch.rand(b, device=device, generator=g)
-    s = spatial.view(b, 1, 1, 1)
-    z = torch.where(s == 1, _demosaic_noise(z), torch.where(s == 2, _halfres_noise(z),
-                    torch.where(s == 3, _blurred_noise(z, width), z)))
+    for kind in spatial.unique().tolist():  # shape only the images drawn for each kind
+        sel = (spatial == kind).nonzero().flatten()
+        if kind == 1:
+            z[sel] = _demosaic_noise(z[sel])
+        elif kind == 2:
+            z[sel] = _halfres_noise(z[sel])
+        elif kind == 3:
+            z[sel] = _blurred_noise(z[sel], width[sel])
     z = torch.einsum("bij,bjhw->bihw", channel_mixing(channels, generator=g), z)
     return z / z.std(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
 
