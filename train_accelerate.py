@@ -44,7 +44,7 @@ from cleanvision.hardware import cpu_name
 from cleanvision.image_io import give_open_mode
 from cleanvision.model import DnCNN
 from cleanvision.noise import BENCH_RANGES, random_mixture
-from cleanvision.real_noise import TRAIN_MIX, TrainingMix, training_batch
+from cleanvision.real_noise import TRAIN_MIX, TrainingMix, override_ranges, training_batch
 
 logger = get_logger(__name__)
 
@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the rest get the synthetic mixture. 0 = synthetic only")
     d.add_argument("--grey_fraction", type=float, default=TRAIN_MIX.grey,
                    help="share of patches made grey before damage (channel-identical damage)")
+    d.add_argument("--real_ranges", nargs="+", default=[], metavar="NAME=VALUE",
+                   help="override fields of cleanvision.real_noise.RealRanges for this run, e.g. "
+                        "p_sigma_log=0.5 channel_gain=0.7,1.4 (tuples comma-separated); "
+                        "recorded in training_info.json")
     m = p.add_argument_group("model")
     m.add_argument("--channels", type=int, default=3, choices=(1, 3), help="3 for colour, 1 for grey")
     m.add_argument("--depth", type=int, default=17, help="number of conv layers")
@@ -143,6 +147,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("give --train_data_dir (local folders) or --dataset_name (a Hub dataset)")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
+    try:
+        args.ranges = override_ranges(args.real_ranges)
+    except ValueError as e:
+        p.error(f"--real_ranges: {e}")
     return args
 
 
@@ -346,7 +354,7 @@ def main(argv: list[str] | None = None) -> dict:
                 f"mixed precision {accelerator.mixed_precision}", main_process_only=True)
 
     train_images, val = build_data(args)
-    mix = TrainingMix(real=args.real_fraction, grey=args.grey_fraction)
+    mix = TrainingMix(real=args.real_fraction, grey=args.grey_fraction, ranges=args.ranges)
     patches = RandomPatches(train_images, args.patch_size, args.patches_per_image)
     loader = DataLoader(patches, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=args.dataloader_num_workers,

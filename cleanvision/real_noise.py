@@ -6,7 +6,8 @@ leaves alone whatever damage the channels share (grey images, luminance noise, J
 module adds, batched on the training device like :func:`~cleanvision.noise.degrade_batch`:
 
 * Gaussian and speckle noise with **channel correlation**: independent, luminance-only (the
-  same draw in every channel) or a random 3×3 mixing matrix;
+  same draw in every channel) or a random 3×3 mixing matrix, optionally with unequal channel
+  gains, as a camera's white balance leaves red and blue noisier than green;
 * **camera noise**: signal-dependent Poisson–Gaussian (shot + read) noise added in linear
   light (undo the sRGB curve, add, redo it), as a sensor makes it;
 * **spatially correlated noise**: drawn on a Bayer mosaic and bilinearly demosaiced, drawn
@@ -24,7 +25,7 @@ module adds, batched on the training device like :func:`~cleanvision.noise.degra
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -43,6 +44,9 @@ class RealRanges:
     sigma: tuple[float, float] = (1.0, 50.0)          # Gaussian σ, correlated across channels
     p_sigma_log: float = 0.0     # share of σ drawn log-uniform (real cameras: mostly σ < 10)
     blur: tuple[float, float] = (0.6, 1.2)            # width (px) of the blur of blurred noise
+    # per-channel noise gain (log-uniform, then renormalised): a camera's white balance
+    # amplifies red and blue noise (CC15: R:G:B σ ≈ 1.4 : 1 : 1.3); (1, 1) = equal channels
+    channel_gain: tuple[float, float] = (1.0, 1.0)
     speckle_var: tuple[float, float] = (0.002, 0.06)  # multiplicative gain variance
     shot: tuple[float, float] = (2e-4, 2e-2)          # Poisson gain a (log-uniform): var = a·x + b
     read: tuple[float, float] = (1e-7, 1e-4)          # read-noise variance b (log-uniform)
@@ -62,6 +66,28 @@ class RealRanges:
 
 
 REAL_RANGES = RealRanges()
+
+
+def override_ranges(items: list[str], base: RealRanges = REAL_RANGES) -> RealRanges:
+    """``base`` with fields replaced from ``NAME=VALUE`` texts (tuples comma-separated), so a
+    training run can try another mix from the command line; the result is what it records."""
+    known = {f.name: getattr(base, f.name) for f in fields(base)}
+    changes = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in known:
+            raise ValueError(f"expected NAME=VALUE with NAME one of {', '.join(known)}, got {item!r}")
+        old = known[name]
+        try:
+            if isinstance(old, tuple):
+                new = tuple(type(o)(v) for o, v in zip(old, value.split(","), strict=True))
+            else:
+                new = type(old)(value)
+        except ValueError as e:
+            raise ValueError(f"{name}: expected {len(old) if isinstance(old, tuple) else 1} "
+                             f"comma-separated number(s) like {old!r}, got {value!r} ({e})") from None
+        changes[name] = new
+    return replace(base, **changes)
 
 
 @dataclass(frozen=True)
@@ -166,12 +192,15 @@ def _blurred_noise(z: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
 
 
 def correlated_noise(shape: tuple[int, int, int, int], channels: torch.Tensor, spatial: torch.Tensor,
-                     device=None, generator=None, blur: tuple[float, float] = REAL_RANGES.blur) -> torch.Tensor:
-    """Zero-mean noise of unit variance per channel, correlated as asked per image.
+                     device=None, generator=None, blur: tuple[float, float] = REAL_RANGES.blur,
+                     channel_gain: tuple[float, float] = REAL_RANGES.channel_gain) -> torch.Tensor:
+    """Zero-mean noise of unit variance per image, correlated as asked per image.
 
     ``channels``: 0 independent, 1 luminance, 2 random 3×3 (see :func:`channel_mixing`);
     ``spatial``: 0 white, 1 Bayer-demosaiced, 2 half-resolution upsampled, 3 blurred by a
-    Gaussian whose width is drawn uniformly from ``blur``.
+    Gaussian whose width is drawn uniformly from ``blur``. Unless ``channel_gain`` is (1, 1),
+    each channel of the non-luminance kinds is scaled by a gain drawn log-uniformly from it
+    (white balance); luminance noise keeps equal channels, as a grey photo's must.
     """
     b, g = shape[0], generator
     z = torch.randn(shape, device=device, generator=g)
@@ -185,6 +214,10 @@ def correlated_noise(shape: tuple[int, int, int, int], channels: torch.Tensor, s
         elif kind == 3:
             z[sel] = _blurred_noise(z[sel], width[sel])
     z = torch.einsum("bij,bjhw->bihw", channel_mixing(channels, generator=g), z)
+    if tuple(channel_gain) != (1.0, 1.0):
+        lo, hi = np.log(channel_gain[0]), np.log(channel_gain[1])
+        gain = torch.exp(lo + (hi - lo) * torch.rand(b, 3, device=device, generator=g))
+        z = z * torch.where((channels == 1).view(b, 1), torch.ones_like(gain), gain).view(b, 3, 1, 1)
     return z / z.std(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
 
 
@@ -270,7 +303,7 @@ def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, ge
     if grey is not None:
         chan = torch.where(grey.to(dev), torch.ones_like(chan), chan)
     spatial = _pick(r.p_spatial, b, dev, g)
-    n = correlated_noise((b, 3, h, w), chan, spatial, dev, g, r.blur)
+    n = correlated_noise((b, 3, h, w), chan, spatial, dev, g, r.blur, r.channel_gain)
 
     sigma = torch.where(rand(b) < r.p_sigma_log, _log_uniform(*r.sigma, b, dev, g),
                         r.sigma[0] + (r.sigma[1] - r.sigma[0]) * rand(b)) / 255.0

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from cleanvision.noise import apply_noise, jpeg_uint8, parse_noise_spec
-from cleanvision.real_noise import (TrainingMix, camera_noise, correlated_noise, degrade_real_batch, jpeg_batch,
-                                    linear_to_srgb, srgb_slope, srgb_to_linear, training_batch)
+from cleanvision.real_noise import (REAL_RANGES, TrainingMix, camera_noise, correlated_noise, degrade_real_batch,
+                                    jpeg_batch, linear_to_srgb, override_ranges, srgb_slope, srgb_to_linear,
+                                    training_batch)
 
 
 def patches(img: np.ndarray, n: int = 8, size: int = 64, seed: int = 0) -> torch.Tensor:
@@ -48,6 +49,33 @@ def test_channel_correlation(spatial):
     assert off[0].max() < 0.1                       # independent
     assert channels_equal(n)[1] and not channels_equal(n)[2]  # luminance: the same draw in every channel
     assert off[2].max() > 0.2                       # random 3×3 mixing: correlated, not equal
+
+
+def test_channel_gain_makes_channels_unequal_except_luminance():
+    """White balance: red and blue noise stronger than green (CC15 R:G:B σ ≈ 1.4 : 1 : 1.3). With a
+    gain range the non-luminance kinds get unequal channel σ, luminance noise stays the same draw in
+    every channel, and each image keeps unit variance; without one, channels are equal."""
+    kinds = torch.tensor([0, 1, 2] * 4)
+    spatial = torch.zeros(12, dtype=torch.long)
+    plain = correlated_noise((12, 3, 96, 96), kinds, spatial, generator=torch.Generator().manual_seed(3))
+    gained = correlated_noise((12, 3, 96, 96), kinds, spatial, generator=torch.Generator().manual_seed(3),
+                              channel_gain=(0.5, 2.0))
+    assert torch.allclose(gained.std(dim=(1, 2, 3)), torch.ones(12), atol=1e-4)
+    ratio = lambda n: (n.std(dim=(2, 3)).amax(dim=1) / n.std(dim=(2, 3)).amin(dim=1))  # noqa: E731
+    assert ratio(plain)[kinds == 0].max() < 1.05         # independent, equal gains: channels alike
+    assert ratio(gained)[kinds != 1].median() > 1.5      # gains up to 4x apart: channels differ
+    assert channels_equal(gained)[kinds == 1].all()      # luminance (and grey) noise stays equal
+
+
+def test_override_ranges_parses_by_field_type_and_rejects_the_unknown():
+    r = override_ranges(["p_sigma_log=0.5", "channel_gain=0.7,1.4", "jpeg_quality=20,90", "p_spatial=1,0,0,0"])
+    assert r.p_sigma_log == 0.5 and r.channel_gain == (0.7, 1.4) and r.p_spatial == (1.0, 0.0, 0.0, 0.0)
+    assert r.jpeg_quality == (20, 90) and isinstance(r.jpeg_quality[0], int)
+    assert r.sigma == REAL_RANGES.sigma and override_ranges([]) == REAL_RANGES
+    for bad, says in [("blurr=1,2", "NAME one of"), ("blur=1", "2 comma-separated"), ("p_jpeg=high", "p_jpeg"),
+                      ("p_jpeg", "NAME=VALUE"), ("jpeg_quality=20.5,90", "jpeg_quality")]:
+        with pytest.raises(ValueError, match=says):
+            override_ranges([bad])
 
 
 def test_spatial_correlation():

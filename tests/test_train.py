@@ -82,6 +82,9 @@ def test_help_and_bad_arguments():
     r = subprocess.run([sys.executable, str(SCRIPT), "--output_dir", "x"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and "--train_data_dir" in r.stderr
+    r = subprocess.run([sys.executable, str(SCRIPT), "--output_dir", "x", "--train_data_dir", "x",
+                        "--real_ranges", "p_jpeg=0.5", "blurr=1,2"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--real_ranges" in r.stderr and "blurr" in r.stderr
 
 
 def test_time_budget_stops_saves_and_resumes(tmp_path, folder):
