@@ -45,7 +45,8 @@ class RealRanges:
     p_sigma_log: float = 0.0     # share of σ drawn log-uniform (real cameras: mostly σ < 10)
     blur: tuple[float, float] = (0.6, 1.2)            # width (px) of the blur of blurred noise
     # per-channel noise gain (log-uniform, then renormalised): a camera's white balance
-    # amplifies red and blue noise (CC15: R:G:B σ ≈ 1.4 : 1 : 1.3); (1, 1) = equal channels
+    # amplifies red and blue noise (CC15: R:G:B σ ≈ 1.4 : 1 : 1.3); (1, 1) = equal channels,
+    # the shipped mix (0.7-1.4 tried, not shipped: model_card.md, "Tried after stage 7, third")
     channel_gain: tuple[float, float] = (1.0, 1.0)
     speckle_var: tuple[float, float] = (0.002, 0.06)  # multiplicative gain variance
     shot: tuple[float, float] = (2e-4, 2e-2)          # Poisson gain a (log-uniform): var = a·x + b
