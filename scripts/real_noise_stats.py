@@ -2,11 +2,14 @@
 
 For each ``*_real`` / ``*_mean`` pair of a real set (PolyU, CC15) the noise is ``real − mean``;
 this prints its σ per channel (0-255), the correlation between channels and between
-neighbouring pixels (lag 1 and 2, mean over channels), and, with ``--model``, the share of it
-that the model removes (the least-squares fit of the model's estimate to the true noise: 1 is
-all of it). These are the figures ``model_card.md`` quotes for the real-photo degradations.
+neighbouring pixels (lag 1 and 2, mean over channels), and, with ``--model``, the model's PSNR,
+its PSNR when red and blue are swapped on the way in and back on the way out (a model that
+treats the channels alike scores the same), and the share of the noise it removes (the
+least-squares fit of the model's estimate to the true noise: 1 is all of it). These are the
+figures ``model_card.md`` quotes for the real-photo degradations.
 
     python scripts/real_noise_stats.py ../shared/data/real/CC15 ../shared/data/real/PolyU --model
+    python scripts/real_noise_stats.py ../shared/data/real/CC15 --model runs/stage10
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import numpy as np
 
 from cleanvision.bench.sets import real_pairs
 from cleanvision.image_io import read_image
+from cleanvision.metrics import psnr_uint8
 
 
 def noise_stats(noisy: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -42,12 +46,14 @@ def removed_share(noisy: np.ndarray, truth: np.ndarray, restored: np.ndarray) ->
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", type=Path, help="folders of *_real / *_mean pairs")
-    p.add_argument("--model", action="store_true", help="also measure the share the shipped model removes")
+    p.add_argument("--model", nargs="?", const="", default=None, metavar="FOLDER",
+                   help="also measure a model (default: the shipped one): PSNR, PSNR with R and B "
+                        "swapped, share of the noise removed")
     args = p.parse_args(argv)
     den = None
-    if args.model:
+    if args.model is not None:
         from cleanvision import Denoiser
-        den = Denoiser.from_pretrained()
+        den = Denoiser.from_pretrained(args.model or None)
     for folder in args.folders:
         pairs = real_pairs(folder)
         if not pairs:
@@ -57,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             noisy, truth = read_image(noisy_path), read_image(truth_path)
             row = noise_stats(noisy, truth)
             if den is not None:
-                row["removed"] = removed_share(noisy, truth, den(noisy))
+                restored = den(noisy)
+                row["PSNR"] = psnr_uint8(truth, restored)
+                row["PSNR R↔B"] = psnr_uint8(truth, den(noisy[..., ::-1].copy())[..., ::-1])
+                row["removed"] = removed_share(noisy, truth, restored)
             rows.append(row)
         keys = list(rows[0])
         print(f"{folder} ({len(rows)} pairs): " + ", ".join(
