@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for name, (noisy_path, truth_path) in sorted(pairs.items()):
             noisy, truth = read_image(noisy_path), read_image(truth_path)
+            if noisy.ndim != 3 or noisy.shape != truth.shape:
+                p.error(f"{noisy_path}: expected a colour pair of equal shapes, got {noisy.shape} and {truth.shape}")
             row = noise_stats(noisy, truth)
             if den is not None:
                 restored = den(noisy)
