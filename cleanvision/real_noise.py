@@ -216,8 +216,7 @@ def correlated_noise(shape: tuple[int, int, int, int], channels: torch.Tensor, s
             z[sel] = _blurred_noise(z[sel], width[sel])
     z = torch.einsum("bij,bjhw->bihw", channel_mixing(channels, generator=g), z)
     if tuple(channel_gain) != (1.0, 1.0):
-        lo, hi = np.log(channel_gain[0]), np.log(channel_gain[1])
-        gain = torch.exp(lo + (hi - lo) * torch.rand(b, 3, device=device, generator=g))
+        gain = _log_uniform(*channel_gain, b * 3, device, g).view(b, 3)
         z = z * torch.where((channels == 1).view(b, 1), torch.ones_like(gain), gain).view(b, 3, 1, 1)
     return z / z.std(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
 
