@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--grey_fraction", type=float, default=TRAIN_MIX.grey,
                    help="share of patches made grey before damage (channel-identical damage)")
     d.add_argument("--real_ranges", nargs="+", default=[], metavar="NAME=VALUE",
-                   help="override fields of cleanvision.real_noise.RealRanges for this run, e.g. "
-                        "p_sigma_log=0.5 channel_gain=0.7,1.4 (tuples comma-separated); "
+                   help="override fields of cleanvision.real_noise.RealRanges (default: the shipped "
+                        "model's mix) for this run, e.g. p_sigma_log=0 channel_gain=1,1 "
+                        "(tuples comma-separated); "
                         "recorded in training_info.json")
     m = p.add_argument_group("model")
     m.add_argument("--channels", type=int, default=3, choices=(1, 3), help="3 for colour, 1 for grey")

@@ -42,12 +42,12 @@ class RealRanges:
     """Severities of the real-photo degradations (0-255 scale for σ; linear light for shot/read)."""
 
     sigma: tuple[float, float] = (1.0, 50.0)          # Gaussian σ, correlated across channels
-    p_sigma_log: float = 0.0     # share of σ drawn log-uniform (real cameras: mostly σ < 10)
+    p_sigma_log: float = 0.5     # share of σ drawn log-uniform (real cameras: mostly σ < 10)
     blur: tuple[float, float] = (0.6, 1.2)            # width (px) of the blur of blurred noise
     # per-channel noise gain (log-uniform, then renormalised): a camera's white balance
-    # amplifies red and blue noise (CC15: R:G:B σ ≈ 1.4 : 1 : 1.3); (1, 1) = equal channels,
-    # the shipped mix (0.7-1.4 tried, not shipped: model_card.md, "Tried after stage 7, third")
-    channel_gain: tuple[float, float] = (1.0, 1.0)
+    # amplifies red and blue noise (CC15: R:G:B σ ≈ 1.4 : 1 : 1.3); (1, 1) = equal channels
+    # (stages 3-7); 0.7-1.4 is the shipped mix since stage 8 (model_card.md, "Stage 8")
+    channel_gain: tuple[float, float] = (0.7, 1.4)
     speckle_var: tuple[float, float] = (0.002, 0.06)  # multiplicative gain variance
     shot: tuple[float, float] = (2e-4, 2e-2)          # Poisson gain a (log-uniform): var = a·x + b
     read: tuple[float, float] = (1e-7, 1e-4)          # read-noise variance b (log-uniform)
@@ -61,9 +61,9 @@ class RealRanges:
     # channel correlation of Gaussian / speckle / camera noise: independent, luma, random 3×3
     p_channels: tuple[float, float, float] = (0.35, 0.4, 0.25)
     # spatial correlation: white, Bayer mosaic + demosaic, half resolution + upsampling, blurred
-    # (the shipped model's shares; blurred noise and the log-uniform σ share were tried at
-    # 0.25 and 0.5 and not shipped: model_card.md, "Tried after stage 7")
-    p_spatial: tuple[float, float, float, float] = (0.4, 0.35, 0.25, 0.0)
+    # (the shipped model's shares since stage 8; stages 3-7 had (0.4, 0.35, 0.25, 0) and
+    # p_sigma_log 0: model_card.md, "Stage 8")
+    p_spatial: tuple[float, float, float, float] = (0.3, 0.3, 0.15, 0.25)
 
 
 REAL_RANGES = RealRanges()
@@ -194,13 +194,13 @@ def _blurred_noise(z: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
 
 def correlated_noise(shape: tuple[int, int, int, int], channels: torch.Tensor, spatial: torch.Tensor,
                      device=None, generator=None, blur: tuple[float, float] = REAL_RANGES.blur,
-                     channel_gain: tuple[float, float] = REAL_RANGES.channel_gain) -> torch.Tensor:
+                     channel_gain: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
     """Zero-mean noise of unit variance per image, correlated as asked per image.
 
     ``channels``: 0 independent, 1 luminance, 2 random 3×3 (see :func:`channel_mixing`);
     ``spatial``: 0 white, 1 Bayer-demosaiced, 2 half-resolution upsampled, 3 blurred by a
-    Gaussian whose width is drawn uniformly from ``blur``. Unless ``channel_gain`` is (1, 1),
-    each channel of the non-luminance kinds is scaled by a gain drawn log-uniformly from it
+    Gaussian whose width is drawn uniformly from ``blur``. Unless ``channel_gain`` is (1, 1)
+    (the default here; training passes ``RealRanges.channel_gain``), each channel of the non-luminance kinds is scaled by a gain drawn log-uniformly from it
     (white balance); luminance noise keeps equal channels, as a grey photo's must.
     """
     b, g = shape[0], generator

@@ -28,6 +28,13 @@
 # Stage 7, as run: the same from stage 6's run folder (--init_from runs/stage6, the weights shipped
 # as stage 6) with --lr_warmup_steps 200 --max_train_steps 16000 --max_train_minutes 95
 # --output_dir runs/stage7: 4,306 steps, about 1.32 s a step.
+# Stage 8, as run: the same from runs/stage7 with --max_train_minutes 95 --real_ranges
+# p_spatial=0.3,0.3,0.15,0.25 p_sigma_log=0.5 channel_gain=0.7,1.4 (since then the RealRanges
+# defaults) --output_dir runs/stage10: 3,645 steps, about 1.56 s a step.
+# Stage 9, as run: the same from runs/stage10 with --max_train_steps 4000 and no time budget
+# (the cosine schedule over exactly 4,000 steps, resumed once) --output_dir runs/stage11:
+# about 1.4 s a step. runs/stage11.sh is not in the repository; training_info.json beside the
+# shipped weights records each stage's full command.
 set -euo pipefail
 OUT=${1:-runs/cpu-ffdnet12}
 DATA=${DATA:-../shared/data/train}

@@ -6,11 +6,15 @@ the benchmark's own encoder and its quality trades size for error, grey patches 
 """
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from cleanvision.inference import SHIPPED_MODEL
 from cleanvision.noise import apply_noise, jpeg_uint8, parse_noise_spec
 from cleanvision.real_noise import (REAL_RANGES, TrainingMix, camera_noise, correlated_noise, degrade_real_batch,
                                     jpeg_batch, linear_to_srgb, override_ranges, srgb_slope, srgb_to_linear,
@@ -68,14 +72,22 @@ def test_channel_gain_makes_channels_unequal_except_luminance():
 
 
 def test_override_ranges_parses_by_field_type_and_rejects_the_unknown():
-    r = override_ranges(["p_sigma_log=0.5", "channel_gain=0.7,1.4", "jpeg_quality=20,90", "p_spatial=1,0,0,0"])
-    assert r.p_sigma_log == 0.5 and r.channel_gain == (0.7, 1.4) and r.p_spatial == (1.0, 0.0, 0.0, 0.0)
+    r = override_ranges(["p_sigma_log=0.2", "channel_gain=0.8,1.25", "jpeg_quality=20,90", "p_spatial=1,0,0,0"])
+    assert r.p_sigma_log == 0.2 and r.channel_gain == (0.8, 1.25) and r.p_spatial == (1.0, 0.0, 0.0, 0.0)
     assert r.jpeg_quality == (20, 90) and isinstance(r.jpeg_quality[0], int)
     assert r.sigma == REAL_RANGES.sigma and override_ranges([]) == REAL_RANGES
     for bad, says in [("blurr=1,2", "NAME one of"), ("blur=1", "2 comma-separated"), ("p_jpeg=high", "p_jpeg"),
                       ("p_jpeg", "NAME=VALUE"), ("jpeg_quality=20.5,90", "jpeg_quality")]:
         with pytest.raises(ValueError, match=says):
             override_ranges([bad])
+
+
+def test_default_ranges_are_the_shipped_models_last_stage():
+    """Training with no ``--real_ranges`` continues the shipped model's mix, as its
+    training_info.json records it, so the defaults cannot drift from the weights they describe."""
+    info = json.loads((SHIPPED_MODEL / "training_info.json").read_text())
+    shipped = info["degradations"]["real_ranges"]
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(REAL_RANGES).items()} == shipped
 
 
 def test_spatial_correlation():
