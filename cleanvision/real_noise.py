@@ -96,8 +96,8 @@ class TrainingMix:
     """Shares of a training batch: ``real`` get :func:`degrade_real_batch`, the rest the
     synthetic mixture; independently, ``grey`` of all patches are made grey first."""
 
-    real: float = 0.5
-    grey: float = 0.2
+    real: float = 0.3   # the shipped model's shares since stage 5 (stages 3-4: 0.5 / 0.2, 0.35 / 0.15)
+    grey: float = 0.15
     synthetic: NoiseRanges = TRAIN_RANGES
     ranges: RealRanges = REAL_RANGES
 

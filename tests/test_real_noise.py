@@ -16,7 +16,7 @@ import torch
 
 from cleanvision.inference import SHIPPED_MODEL
 from cleanvision.noise import apply_noise, jpeg_uint8, parse_noise_spec
-from cleanvision.real_noise import (REAL_RANGES, TrainingMix, camera_noise, correlated_noise, degrade_real_batch,
+from cleanvision.real_noise import (REAL_RANGES, TRAIN_MIX, TrainingMix, camera_noise, correlated_noise, degrade_real_batch,
                                     jpeg_batch, linear_to_srgb, override_ranges, srgb_slope, srgb_to_linear,
                                     training_batch)
 
@@ -82,12 +82,14 @@ def test_override_ranges_parses_by_field_type_and_rejects_the_unknown():
             override_ranges([bad])
 
 
-def test_default_ranges_are_the_shipped_models_last_stage():
-    """Training with no ``--real_ranges`` continues the shipped model's mix, as its
-    training_info.json records it, so the defaults cannot drift from the weights they describe."""
-    info = json.loads((SHIPPED_MODEL / "training_info.json").read_text())
-    shipped = info["degradations"]["real_ranges"]
-    assert {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(REAL_RANGES).items()} == shipped
+def test_default_mix_is_the_shipped_models_last_stage():
+    """Training with no ``--real_fraction/--grey_fraction/--real_ranges`` continues the shipped
+    model's mix, as its training_info.json records it, so the defaults cannot drift from the
+    weights they describe."""
+    shipped = json.loads((SHIPPED_MODEL / "training_info.json").read_text())["degradations"]
+    assert (TRAIN_MIX.real, TRAIN_MIX.grey) == (shipped["real_fraction"], shipped["grey_fraction"])
+    assert TRAIN_MIX.ranges == REAL_RANGES
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(REAL_RANGES).items()} == shipped["real_ranges"]
 
 
 def test_spatial_correlation():

@@ -13,6 +13,7 @@ import torch
 
 from cleanvision import Denoiser, DnCNN
 from cleanvision.image_io import write_image
+from cleanvision.real_noise import TRAIN_MIX
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train_accelerate.py"
@@ -73,7 +74,7 @@ def test_resume_continues_at_the_saved_step(tmp_path, folder):
     from cleanvision.image_io import file_mode
     for f in [*(out / "checkpoint-6").iterdir(), out / "model.safetensors", out / "training_info.json"]:
         assert f.stat().st_mode & 0o777 == file_mode(), f
-    assert info["degradations"]["real_fraction"] == 0.5 and "real_ranges" in info["degradations"]
+    assert info["degradations"]["real_fraction"] == TRAIN_MIX.real and "real_ranges" in info["degradations"]
 
 
 def test_help_and_bad_arguments():
