@@ -200,8 +200,9 @@ def correlated_noise(shape: tuple[int, int, int, int], channels: torch.Tensor, s
     ``channels``: 0 independent, 1 luminance, 2 random 3×3 (see :func:`channel_mixing`);
     ``spatial``: 0 white, 1 Bayer-demosaiced, 2 half-resolution upsampled, 3 blurred by a
     Gaussian whose width is drawn uniformly from ``blur``. Unless ``channel_gain`` is (1, 1)
-    (the default here; training passes ``RealRanges.channel_gain``), each channel of the non-luminance kinds is scaled by a gain drawn log-uniformly from it
-    (white balance); luminance noise keeps equal channels, as a grey photo's must.
+    (the default here; training passes ``RealRanges.channel_gain``), each channel of the
+    non-luminance kinds is scaled by a gain drawn log-uniformly from it (white balance);
+    luminance noise keeps equal channels, as a grey photo's must.
     """
     b, g = shape[0], generator
     z = torch.randn(shape, device=device, generator=g)
