@@ -402,3 +402,30 @@ def test_compare_results_reads_each_change_against_a_revision(tmp_path):
     changed = [(s, c, round(now - before, 6)) for s, c, before, now in rows if now != before]
     assert changed == [("CBSD68", "mixed", 0.1)]
     assert len(rows) == len(mod.model_psnr(data)) > 7
+
+
+def test_times_note_names_the_machine_each_row_was_timed_on():
+    """``--update`` scores a new model on one machine and keeps baselines timed on another: the
+    s/MP note names each CPU with its own rows, and rows timed before timings recorded their
+    machine take the one the old document named."""
+    from cleanvision.bench.run import merge_into, timed_on
+
+    old = json.loads((BENCH_DOCS / "CBSD68" / "results.json").read_text())
+    for t in old["timing"].values():
+        for field in ("cpu", "torch_threads"):
+            t.pop(field, None)
+    old["environment"] = {**old["environment"], "cpu": "Old CPU", "torch_threads": 1}
+    single = evaluate.render_markdown(old)
+    assert "- Times: Old CPU, 1 thread (2 cores)" in single and "New CPU" not in single
+
+    new = json.loads(json.dumps(old))
+    new["environment"] = {**old["environment"], "cpu": "New CPU", "torch_threads": 2}
+    new["methods"] = {"model:shipped": old["methods"]["model:shipped"]}
+    new["results"] = {c: {"model:shipped": r["model:shipped"]} for c, r in old["results"].items()}
+    new["timing"] = {"model:shipped": {**old["timing"]["model:shipped"], **timed_on(new["environment"])}}
+    merged = merge_into(old, new)
+    assert merged["timing"]["median3"]["cpu"] == "Old CPU" and merged["timing"]["model:shipped"]["cpu"] == "New CPU"
+    note = next(x for x in evaluate.render_markdown(merged).splitlines() if x.startswith("- Times"))
+    assert "CleanVision (shipped) on New CPU, 2 threads;" in note
+    assert "median 3×3, median 5×5, Gaussian blur 5×5, σ 1.2, OpenCV NLM (h 10, 7, 21)" in note.split("New CPU")[1]
+    assert note.count("Old CPU, 1 thread") == 1

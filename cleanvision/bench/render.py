@@ -76,6 +76,28 @@ def _cell(r: dict | None, ssim: bool = True) -> str:
     return f"{r['psnr']:.2f} / {r['ssim']:.4f}" if ssim else f"{r['psnr']:.2f}"
 
 
+def times_note(doc: dict, methods: dict) -> str:
+    """Which CPU each s/MP was measured on: one machine in one sentence, else each machine with
+    the methods timed on it (``--update`` can keep rows timed on another machine)."""
+    env = doc["environment"]
+
+    def machine(cpu: object, threads: object) -> str:
+        return f"{cpu}, {threads} thread{'' if threads == 1 else 's'}"
+
+    groups: dict[str, list[str]] = {}
+    for key, t in doc["timing"].items():
+        if t.get("s_per_mp") is not None and key in methods:
+            where = machine(t.get("cpu", env.get("cpu")), t.get("torch_threads", env.get("torch_threads")))
+            groups.setdefault(where, []).append(methods[key]["label"])
+    software = f"torch {env.get('torch')}, OpenCV {env.get('opencv')}"
+    if len(groups) <= 1:
+        where = next(iter(groups), machine(env.get("cpu"), env.get("torch_threads")))
+        return f"Times: {where} ({env.get('cores')} cores), {software}; one run, shared machine."
+    return ("Times, each measured on its own machine: " + "; ".join(f"{', '.join(labels)} on {where}"
+                                                                  for where, labels in groups.items())
+            + f"; {software} in the latest run; one run each, shared machines.")
+
+
 def _cond_title(cond: str, info: dict) -> str:
     if info.get("protocol") == "real":
         return "real noise"
@@ -163,8 +185,7 @@ def render_markdown(doc: dict, source: str | None = None, tool: str = "scripts/u
         notes.append(f"{mi['label']}: engine `{mi.get('engine')}` on {mi.get('device')}"
                      + (f", weights sha256 `{w[:12]}`" if w else "")
                      + (f", {steps:,} training steps{stages}" if steps else "") + ".")
-    notes.append(f"Times: {env.get('cpu')}, {env.get('cores')} cores, torch {env.get('torch')} "
-                 f"({env.get('torch_threads')} thread{'' if env.get('torch_threads') == 1 else 's'}), OpenCV {env.get('opencv')}; one run, shared machine.")
+    notes.append(times_note(doc, methods))
     if frozen or real:
         notes.append("Median, blur and NLM take 8-bit input, so they run on the frozen conditions and real "
                      "photos only" + ("; NLM h 5 (for the weak noise of real photos) on real photos only."

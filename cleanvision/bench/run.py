@@ -162,8 +162,10 @@ def evaluate_set(clean_dir: Path, bench_dir: Path | None, methods: list[Method],
                 continue
             results[cond][key] = summarise(per)
     timing = {k: t for k, t in timing.items() if any(k in r for r in results.values())}
+    env = environment()
     for key, t in timing.items():
         t["s_per_mp"] = t["seconds"] / t["megapixels"] if t["megapixels"] else None
+        t.update(timed_on(env))
 
     doc = {
         "schema": SCHEMA,
@@ -188,9 +190,15 @@ def evaluate_set(clean_dir: Path, bench_dir: Path | None, methods: list[Method],
         "metrics": {"psnr": "cleanvision.metrics.psnr_uint8 (data range 255, all channels)",
                     "ssim": "Gaussian window sigma 1.5, K1 0.01, K2 0.03, population covariance, per channel "
                             "averaged (skimage.metrics.structural_similarity)"},
-        "environment": environment(),
+        "environment": env,
     }
     return doc, crops
+
+
+def timed_on(env: dict) -> dict:
+    """The machine a method's s/MP was measured on: ``--update`` keeps rows timed on other
+    machines, and one "Times:" note for all of them would name the wrong CPU for some."""
+    return {"cpu": env.get("cpu"), "torch_threads": env.get("torch_threads")}
 
 
 def summarise(per_image: dict) -> dict:
@@ -219,7 +227,10 @@ def merge_into(old: dict, new: dict) -> dict:
     doc = dict(new)
     doc["conditions"] = {**old.get("conditions", {}), **new["conditions"]}
     doc["methods"] = {**{k: new["methods"].get(k, v) for k, v in old["methods"].items()}, **new["methods"]}
-    doc["timing"] = {**{k: new["timing"].get(k, v) for k, v in old["timing"].items()}, **new["timing"]}
+    # rows timed before timings named their machine were timed on the one the old document names
+    legacy = timed_on(old.get("environment", {}))
+    doc["timing"] = {**{k: new["timing"].get(k, {**legacy, **v}) for k, v in old["timing"].items()},
+                     **new["timing"]}
     changed = {k for k, v in new["methods"].items() if k in old["methods"] and old["methods"][k] != v}
     results = {}
     for cond in doc["conditions"]:
