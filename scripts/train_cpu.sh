@@ -44,9 +44,11 @@
 #     p_sigma_log=0.5 channel_gain=0.7,1.4 --report_to tensorboard --resume_from_checkpoint latest \
 #     --output_dir runs/stage12
 # (22,828 steps in the 85 minutes; the cosine schedule follows the budget).
-# Stage 11 (shipped): the same command from the stage-10 weights, with --max_train_steps 23000
+# Stage 11: the same command from the stage-10 weights, with --max_train_steps 23000
 # --max_train_minutes 90 --output_dir runs/stage13, so the step limit rather than the budget
-# ends the cosine schedule (all 23,000 steps ran in 89 minutes, about 0.23 s a step). The run scripts of stages 9 to 11 are
+# ends the cosine schedule (all 23,000 steps ran in 89 minutes, about 0.23 s a step).
+# Stage 12 (shipped): stage 11's command from the stage-11 weights with --output_dir runs/stage14
+# (all 23,000 steps in 67 minutes, about 0.18 s a step). The run scripts of stages 9 to 12 are
 # not in the repository; training_info.json beside the shipped weights records each stage's full
 # command.
 set -euo pipefail
