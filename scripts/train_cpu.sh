@@ -50,9 +50,8 @@
 # Stage 12: stage 11's command from the stage-11 weights with --output_dir runs/stage14 (all
 # 23,000 steps in 67 minutes, about 0.18 s a step). Stage 13 (shipped): the same from the
 # stage-12 weights with --max_train_steps 16000 --max_train_minutes 52 --output_dir runs/stage15
-# (all 16,000 steps in 48 minutes). The run scripts of stages 9 to 13 are
-# not in the repository; training_info.json beside the shipped weights records each stage's full
-# command.
+# (all 16,000 steps in 48 minutes). The run scripts of stages 9 to 13 are not in the repository;
+# training_info.json beside the shipped weights records each stage's full command.
 set -euo pipefail
 OUT=${1:-runs/cpu-ffdnet12}
 DATA=${DATA:-../shared/data/train}
