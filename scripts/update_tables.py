@@ -85,6 +85,8 @@ def model_index_entries(docs: list[dict], model_key: str | None = None) -> list[
                 config = f"paper-sigma{info['sigma']:g}"
             elif info["protocol"] == "real":
                 title, config = "real camera noise (noisy photo vs mean of many shots)", "real"
+            elif info["protocol"] == "undamaged":
+                title, config = "undamaged photo in (output vs the photo itself)", cond
             else:
                 title, config = f"{cond}, frozen benchmark seed {doc['bench']['seed']}", cond
             entries.append({"set": doc["set"], "title": title, "config": config,

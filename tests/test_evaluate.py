@@ -385,6 +385,39 @@ def test_real_pairs_grey_protocol_extended_conditions_and_update(tmp_path, capsy
     assert set(more["results"]["jpeg30"]) == {"noisy"} and len(more["runs"]) == 3
 
 
+def test_undamaged_photos_are_scored_against_themselves(tmp_path):
+    """``--conditions undamaged`` gives each method the clean photo itself: the numbers are the
+    method's change to a photo that needed nothing (the model's must stay small but not zero:
+    a blind model smooths some texture), the noisy input is left out (it would score ∞), no
+    frozen benchmark is built for it, and the table and model-index carry the row."""
+    clean = tmp_path / "undamagedset"
+    clean.mkdir()
+    for f, win in zip(sorted(require(CBSD68).glob("*.png"))[:2], CROPS):
+        cv2.imwrite(str(clean / f.name), cv2.imread(str(f), cv2.IMREAD_COLOR)[win])
+    out = tmp_path / "out"
+    assert cli_main(["eval", "--clean", str(clean), "--bench", str(tmp_path / "noisy"), "--out", str(out),
+                     "--conditions", "undamaged", "--paper-sigmas", "", "--methods", "model,noisy,median3",
+                     "--figure-images", "0", "--no-progress"]) == 0
+    assert not (tmp_path / "noisy").exists()
+    doc = json.loads((out / evaluate.JSON_NAME).read_text())
+    assert doc["conditions"] == {"undamaged": {"protocol": "undamaged", "noisy": "the clean image itself"}}
+    res = doc["results"]["undamaged"]
+    assert set(res) == {"model:shipped", "median3"}
+    for name in doc["images"]:
+        img = read_image(clean / name)
+        assert res["median3"]["per_image"][name]["psnr"] == pytest.approx(sk_psnr(img, cv2.medianBlur(img, 3)))
+        assert 30 < res["model:shipped"]["per_image"][name]["psnr"] < 60
+    # the model leaves a clean photo closer to itself than a 3×3 median does
+    assert res["model:shipped"]["psnr"] > res["median3"]["psnr"] + 3
+    md = (out / evaluate.MD_NAME).read_text()
+    assert "undamaged: the clean photo itself as input" in md and check_block_numbers(md, doc) == 2
+    assert {e["config"] for e in update_tables.model_index_entries([doc])} == {"undamaged"}
+    # a misspelt condition is refused with the list of choices, which names this one
+    ap = evaluate.build_parser()
+    with pytest.raises(evaluate.BenchError, match="undamaged"):
+        evaluate.main_from_args(ap.parse_args(["--clean", str(clean), "--conditions", "undamagd"]))
+
+
 def test_compare_results_reads_each_change_against_a_revision(tmp_path):
     """scripts/compare_results.py on a git repo holding the real CBSD68 results: one row raised
     by 0.1 dB after the commit is the one 'better' row, and the rest read as unchanged."""

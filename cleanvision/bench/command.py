@@ -12,7 +12,9 @@ For each clean set it evaluates, on the same images and noise:
   mixed``. The noisy folder (default ``.bench/<set>``) is built by running ``make_bench.py``
   when it does not exist, and every noisy image is checked against the sha256 in its manifest;
   ``--conditions all`` adds SPEC.md's extended conditions ``luma25 jpeg10 jpeg30 gauss15_jpeg50``
-  (damage real photos carry), tabled separately;
+  (damage real photos carry), tabled separately, and ``undamaged``: the clean photo itself as
+  input, scored against itself (what a method changes on a photo that needs nothing; a blind
+  model cannot tell, and what it changes there it changes around every scribble too);
 * **real photos**: a folder of ``*_real`` / ``*_mean`` pairs (PolyU, CC15) is scored as it is,
   the noisy photo against its ground truth;
 * the **paper protocol** of the DnCNN / FFDNet / DRUNet test scripts: float Gaussian noise,
@@ -26,7 +28,7 @@ Methods: one or more models (``--model shipped`` = the weights inside the packag
 blur 5×5 σ = 1.2, OpenCV non-local means (``fastNlMeansDenoisingColored``, h = hColor = 10,
 template 7, search 21; and h = 5 on real photos, whose noise is weak) and BM3D with the true σ (``bm3d`` package; Gaussian conditions only,
 on the first ``--bm3d-limit`` images because it is slow). Median, blur and NLM take 8-bit
-input, so they run on the frozen conditions and real photos only; models, the noisy input and BM3D also run
+input, so they run on the frozen conditions, real and undamaged photos only; models, the noisy input and BM3D also run
 the paper protocol. Published numbers are added as rows "quoted from paper".
 
 Outputs in ``--out`` (default ``docs/bench/<set>``): ``results.json`` (per-image PSNR and
@@ -53,9 +55,11 @@ from .methods import ALL_METHODS, DEFAULT_BM3D_LIMIT, Method, build_methods
 from .render import make_figure, render_markdown
 from .run import evaluate_set, merge_into
 from .sets import (AUTO_PAPER_CROP, DEFAULT_MAKE_BENCH, EXTENDED_CONDITIONS, FROZEN_CONDITIONS, PAPER_SIGMAS,
-                   BenchError)
+                   UNDAMAGED, BenchError)
 
 JSON_NAME, MD_NAME, FIGURE_NAME = "results.json", "results.md", "figure.png"
+#: Every condition --conditions takes, and what 'all' means.
+ALL_CONDITIONS = FROZEN_CONDITIONS + EXTENDED_CONDITIONS + (UNDAMAGED,)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -78,8 +82,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--methods", default=",".join(ALL_METHODS),
                     help=f"comma-separated subset of {','.join(ALL_METHODS)} (default: all; 'model' = every --model)")
     ap.add_argument("--conditions", default=",".join(FROZEN_CONDITIONS),
-                    help="frozen-benchmark conditions: 'none', 'all' (the seven and the extended "
-                         f"{','.join(EXTENDED_CONDITIONS)}) or a comma-separated list (default: the seven)")
+                    help="frozen-benchmark conditions: 'none', 'all' (the seven, the extended "
+                         f"{','.join(EXTENDED_CONDITIONS)} and {UNDAMAGED}: the clean photo as input) or a "
+                         "comma-separated list (default: the seven)")
     ap.add_argument("--paper-sigmas", default=",".join(map(str, PAPER_SIGMAS)),
                     help="σ values of the paper protocol ('' for none; default 15,25,50)")
     ap.add_argument("--paper-crop", default="auto",
@@ -107,11 +112,10 @@ def main_from_args(args: argparse.Namespace) -> int:
     methods_wanted = _split(args.methods)
     conditions = _split(args.conditions)
     if conditions == ["all"]:
-        conditions = list(FROZEN_CONDITIONS + EXTENDED_CONDITIONS)
-    bad = [c for c in conditions if c not in FROZEN_CONDITIONS + EXTENDED_CONDITIONS]
+        conditions = list(ALL_CONDITIONS)
+    bad = [c for c in conditions if c not in ALL_CONDITIONS]
     if bad:
-        raise BenchError(f"unknown condition(s) {', '.join(bad)}; choose from "
-                         f"{', '.join(FROZEN_CONDITIONS + EXTENDED_CONDITIONS)} or 'all'")
+        raise BenchError(f"unknown condition(s) {', '.join(bad)}; choose from {', '.join(ALL_CONDITIONS)} or 'all'")
     try:
         sigmas = [int(s) for s in _split(args.paper_sigmas)]
     except ValueError:

@@ -1,8 +1,9 @@
 """The methods a benchmark compares: CleanVision models and classical baselines.
 
 Each method maps a noisy image to a restored uint8 image of the same shape. Classical filters
-take 8-bit input, so they run on the frozen conditions and real photos only; models, the noisy
-input and BM3D also run the float paper protocol. BM3D needs the true σ, so it runs on the
+take 8-bit input, so they run on the frozen conditions, real photos and undamaged photos only;
+models, the noisy input and BM3D also run the float paper protocol. The noisy input skips
+undamaged photos, where it is the truth itself. BM3D needs the true σ, so it runs on the
 Gaussian conditions only, and on the first few images because it is slow.
 """
 from __future__ import annotations
@@ -18,11 +19,11 @@ import cv2
 import numpy as np
 
 from ..image_io import swap_rb
-from .sets import BenchError, sha256_file, to_uint8
+from .sets import UNDAMAGED, BenchError, sha256_file, to_uint8
 
 ALL_METHODS = ("model", "noisy", "median3", "median5", "gblur", "nlm", "nlm5", "bm3d")
 DEFAULT_BM3D_LIMIT = 3
-FROZEN, PAPER, REAL = "frozen", "paper", "real"
+FROZEN, PAPER, REAL = "frozen", "paper", "real"  # protocols; the fourth is UNDAMAGED (sets.py)
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Method:
     key: str
     label: str
     run: Callable[[np.ndarray, float | None], np.ndarray]
-    protocols: tuple[str, ...] = (FROZEN, REAL)  # where it runs
+    protocols: tuple[str, ...] = (FROZEN, REAL, UNDAMAGED)  # where it runs
     gaussian_only: bool = False  # needs the true σ: Gaussian conditions only
     limit: int | None = None     # first N images only
     info: dict = field(default_factory=dict)
@@ -127,7 +128,7 @@ def model_method(spec: str, engine: str, device: str | None) -> Method:
         return to_uint8(den(x.astype(np.float32)))
 
     label = "CleanVision (shipped)" if spec == "shipped" else f"CleanVision ({name})"
-    return Method(f"model:{name}", label, run, protocols=(FROZEN, REAL, PAPER), info=info)
+    return Method(f"model:{name}", label, run, protocols=(FROZEN, REAL, PAPER, UNDAMAGED), info=info)
 
 
 def build_methods(names: Sequence[str], models: Sequence[str], engine: str, device: str | None,
@@ -145,7 +146,7 @@ def build_methods(names: Sequence[str], models: Sequence[str], engine: str, devi
                     raise BenchError(f"two models are both called {m.key!r}")
                 keys.add(m.key)
                 out.append(m)
-        elif n == "noisy":
+        elif n == "noisy":  # not on undamaged photos: the input is the truth there (PSNR ∞)
             out.append(Method("noisy", "noisy input", noisy_input, protocols=(FROZEN, REAL, PAPER)))
         elif n in ("median3", "median5"):
             k = int(n[-1])

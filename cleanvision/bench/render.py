@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .sets import FROZEN_CONDITIONS
+from .sets import FROZEN_CONDITIONS, UNDAMAGED
 
 def pick_window(clean: np.ndarray, size: int, noisy: np.ndarray | None = None) -> tuple[int, int]:
     """Top-left corner of the ``size``×``size`` window with the most texture plus damage (deterministic):
@@ -115,6 +115,7 @@ def render_markdown(doc: dict, source: str | None = None, tool: str = "scripts/u
     seed_conds = [c for c in frozen if c in FROZEN_CONDITIONS]
     extended = [c for c in frozen if c not in FROZEN_CONDITIONS]
     real = [c for c, i in conds.items() if i["protocol"] == "real"]
+    undamaged = [c for c, i in conds.items() if i["protocol"] == UNDAMAGED]
     paper = [c for c, i in conds.items() if i["protocol"] == "paper"]
     n, total = len(doc["images"]), doc["images_total"]
     images = f"{n} images" if n == total else f"first {n} of {total} images"
@@ -153,6 +154,10 @@ def render_markdown(doc: dict, source: str | None = None, tool: str = "scripts/u
         pairs = f"{n} pairs" if n == total else f"first {n} of {total} pairs"
         table(f"**{doc['set']}** ({pairs} of a real noisy photo and its ground truth, the mean of many shots): "
               "mean PSNR (dB) / SSIM; s/MP = seconds per megapixel.", real, True)
+    if undamaged:
+        table(f"**{doc['set']}** ({images}), undamaged: the clean photo itself as input, mean PSNR (dB) / SSIM "
+              "of the output against it (how much a method changes a photo that needed nothing; higher = "
+              "less changed); s/MP = seconds per megapixel.", undamaged, True)
     if paper:
         crop = doc["paper_protocol"]["crop"]
         where = f"{crop}×{crop} centre crops" if crop else "whole images"
@@ -164,7 +169,7 @@ def render_markdown(doc: dict, source: str | None = None, tool: str = "scripts/u
         if m.get("limit") and model_keys(doc):
             mk = model_keys(doc)[0]
             cmp = []
-            for c in frozen + real + paper:
+            for c in frozen + real + undamaged + paper:
                 sub = [v for name, v in res[c].get(mk, {}).get("per_image", {}).items()
                        if name in res[c].get(key, {}).get("per_image", {})]
                 if sub and key in res[c]:
@@ -186,9 +191,9 @@ def render_markdown(doc: dict, source: str | None = None, tool: str = "scripts/u
                      + (f", weights sha256 `{w[:12]}`" if w else "")
                      + (f", {steps:,} training steps{stages}" if steps else "") + ".")
     notes.append(times_note(doc, methods))
-    if frozen or real:
-        notes.append("Median, blur and NLM take 8-bit input, so they run on the frozen conditions and real "
-                     "photos only" + ("; NLM h 5 (for the weak noise of real photos) on real photos only."
+    if frozen or real or undamaged:
+        notes.append("Median, blur and NLM take 8-bit input, so they run on the frozen conditions, real "
+                     "and undamaged photos only" + ("; NLM h 5 (for the weak noise of real photos) on real photos only."
                                       if "nlm5" in methods else "."))
     lines += [f"- {x}" for x in notes]
     return "\n".join(lines).rstrip() + "\n"

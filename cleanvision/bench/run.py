@@ -24,8 +24,8 @@ from .methods import FROZEN, PAPER, REAL, Method, noisy_input
 from .published import QUOTED
 from .render import pick_window
 from ..image_io import centre_crop
-from .sets import (DEFAULT_MAKE_BENCH, BenchError, ensure_bench, list_images, paper_noisy, read_clean,
-                   read_noisy, real_pairs, sha256_file)
+from .sets import (DEFAULT_MAKE_BENCH, UNDAMAGED, BenchError, ensure_bench, list_images, paper_noisy,
+                   read_clean, read_noisy, real_pairs, sha256_file)
 
 SCHEMA = 1
 
@@ -68,7 +68,8 @@ def evaluate_set(clean_dir: Path, bench_dir: Path | None, methods: list[Method],
 
     A folder of ``*_real`` / ``*_mean`` pairs is a real set: its one condition is ``real`` and
     ``conditions`` / ``paper_sigmas`` do not apply. Any other folder is a clean set, scored on
-    the frozen ``conditions`` and the paper protocol at ``paper_sigmas``.
+    the frozen ``conditions`` and the paper protocol at ``paper_sigmas``; ``undamaged`` among
+    ``conditions`` gives each method the clean photo itself.
     """
     from tqdm.auto import tqdm
 
@@ -84,6 +85,8 @@ def evaluate_set(clean_dir: Path, bench_dir: Path | None, methods: list[Method],
     total = len(names)
     if limit:
         names, files = names[:limit], files[:limit]
+    undamaged = UNDAMAGED in conditions
+    conditions = [c for c in conditions if c != UNDAMAGED]
     manifest = ensure_bench(bench_dir, clean_dir, make_bench, seed, conditions) if conditions else None
     clean = {n: read_clean(f) for n, f in zip(names, files)}
     clean_hash = hashlib.sha256()
@@ -95,6 +98,8 @@ def evaluate_set(clean_dir: Path, bench_dir: Path | None, methods: list[Method],
         cond_info[f"paper{s}"] = {"protocol": PAPER, "sigma": float(s), "crop": paper_crop}
     if pairs:
         cond_info["real"] = {"protocol": REAL, "noisy": "*_real", "truth": "*_mean"}
+    elif undamaged:
+        cond_info[UNDAMAGED] = {"protocol": UNDAMAGED, "noisy": "the clean image itself"}
     results = {c: {m.key: {"per_image": {}} for m in methods} for c in cond_info}
     timing = {m.key: {"seconds": 0.0, "megapixels": 0.0} for m in methods}
     crops: dict = {}
@@ -116,6 +121,8 @@ def evaluate_set(clean_dir: Path, bench_dir: Path | None, methods: list[Method],
                 if info["protocol"] == FROZEN:
                     noisy, params = read_noisy(bench_dir, manifest, cond, name, ref.shape)
                     sigma = params.get("sigma") if cond.startswith("gauss") else None
+                elif info["protocol"] == UNDAMAGED:
+                    noisy = ref
                 elif info["protocol"] == REAL:
                     noisy = read_clean(pairs[name][0])
                     if noisy.shape != ref.shape:

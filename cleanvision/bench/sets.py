@@ -7,6 +7,8 @@
   ``np.random.seed(0)`` before each image, not clipped, not rounded.
 * A **real set** is a folder of real noisy photos ``*_real.*`` beside their ground truth
   ``*_mean.*`` (PolyU, CC15): no noise is synthesised at all.
+* The **undamaged** condition gives a method the clean photo itself: a blind model cannot know
+  a photo is clean, and what it changes there it also changes around every scribble.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ DEFAULT_MAKE_BENCH = REPO_ROOT.parent / "shared" / "bench" / "make_bench.py"
 FROZEN_CONDITIONS = ("gauss25", "gauss50", "sp10", "speckle", "scribble", "all4", "mixed")
 #: SPEC.md's "Extended conditions": damage that real photos carry (built only when named).
 EXTENDED_CONDITIONS = ("luma25", "jpeg10", "jpeg30", "gauss15_jpeg50")
+#: Not SPEC.md's: the clean photo as input (named, or in ``all``); scored against itself.
+UNDAMAGED = "undamaged"
 PAPER_SIGMAS = (15, 25, 50)
 #: Paper-protocol centre crop per set (FFDNet's Kodak24 protocol); 0 = whole image.
 AUTO_PAPER_CROP = {"Kodak24": 500}
