@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the rest get the synthetic mixture. 0 = synthetic only")
     d.add_argument("--grey_fraction", type=float, default=TRAIN_MIX.grey,
                    help="share of patches made grey before damage (channel-identical damage)")
+    d.add_argument("--clean_fraction", type=float, default=TRAIN_MIX.clean,
+                   help="share of patches left undamaged (input = target), so the model learns that a "
+                        "photo may need nothing; 0 = every patch damaged, as for the shipped model")
     d.add_argument("--real_ranges", nargs="+", default=[], metavar="NAME=VALUE",
                    help="override fields of cleanvision.real_noise.RealRanges (default: the shipped "
                         "model's mix) for this run, e.g. p_sigma_log=0 channel_gain=1,1 "
@@ -148,6 +151,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("give --train_data_dir (local folders) or --dataset_name (a Hub dataset)")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
+    for name in ("real_fraction", "grey_fraction", "clean_fraction"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            p.error(f"--{name} is a share of the patches, from 0 to 1; got {getattr(args, name)}")
     try:
         args.ranges = override_ranges(args.real_ranges)
     except ValueError as e:
@@ -355,7 +361,7 @@ def main(argv: list[str] | None = None) -> dict:
                 f"mixed precision {accelerator.mixed_precision}", main_process_only=True)
 
     train_images, val = build_data(args)
-    mix = TrainingMix(real=args.real_fraction, grey=args.grey_fraction, ranges=args.ranges)
+    mix = TrainingMix(real=args.real_fraction, grey=args.grey_fraction, clean=args.clean_fraction, ranges=args.ranges)
     patches = RandomPatches(train_images, args.patch_size, args.patches_per_image)
     loader = DataLoader(patches, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=args.dataloader_num_workers,
@@ -463,7 +469,7 @@ def main(argv: list[str] | None = None) -> dict:
         "hardware": torch.cuda.get_device_name() if torch.cuda.is_available()
         else f"{cpu_name()} ({os.cpu_count()} cores)",
         "mixed_precision": accelerator.mixed_precision,
-        "degradations": {"real_fraction": mix.real, "grey_fraction": mix.grey,
+        "degradations": {"real_fraction": mix.real, "grey_fraction": mix.grey, "clean_fraction": mix.clean,
                          "real_ranges": dataclasses.asdict(mix.ranges), "synthetic_ranges": dataclasses.asdict(mix.synthetic)},
         "wall_seconds": wall_before + time.time() - started_at,
         "train_data": args.dataset_name or args.train_data_dir,

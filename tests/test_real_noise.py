@@ -88,6 +88,7 @@ def test_default_mix_is_the_shipped_models_last_stage():
     weights they describe."""
     shipped = json.loads((SHIPPED_MODEL / "training_info.json").read_text())["degradations"]
     assert (TRAIN_MIX.real, TRAIN_MIX.grey) == (shipped["real_fraction"], shipped["grey_fraction"])
+    assert TRAIN_MIX.clean == shipped.get("clean_fraction", 0.0)  # recorded since the option exists
     assert TRAIN_MIX.ranges == REAL_RANGES
     assert json.loads(json.dumps(asdict(REAL_RANGES))) == shipped["real_ranges"]  # as train_accelerate.py writes it
 
@@ -185,6 +186,22 @@ def test_training_batch_shares(astronaut):
     target, noisy = training_batch(clean, TrainingMix(real=0.0, grey=0.0), torch.Generator().manual_seed(5))
     assert torch.equal(target, clean)
     assert not channels_equal(noisy - clean).any()
+
+
+def test_clean_share_leaves_whole_patches_undamaged(astronaut):
+    """``clean`` leaves that share of patches exactly as they were (grey ones grey) and damages
+    the rest as before; 0 draws nothing more, so an older mix replays bit for bit."""
+    clean = patches(astronaut, 64, seed=7)
+    base = training_batch(clean, TrainingMix(grey=0.3), torch.Generator().manual_seed(7))
+    same = training_batch(clean, TrainingMix(grey=0.3, clean=0.0), torch.Generator().manual_seed(7))
+    assert torch.equal(base[1], same[1])
+    target, noisy = training_batch(clean, TrainingMix(clean=0.5, grey=0.3), torch.Generator().manual_seed(7))
+    untouched = (noisy == target).flatten(1).all(dim=1)
+    assert 0.3 < float(untouched.float().mean()) < 0.7
+    assert torch.equal(noisy[~untouched], base[1][~untouched])  # the others: the same damage as clean=0
+    assert channels_equal(target).float().mean() > 0.1  # grey ones among them, their target grey
+    target, noisy = training_batch(clean, TrainingMix(clean=1.0), torch.Generator().manual_seed(7))
+    assert torch.equal(noisy, target)
 
 
 def test_apply_noise_jpeg_last(astronaut):

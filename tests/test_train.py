@@ -46,10 +46,11 @@ def run(args, env_extra=None, launcher=None):
 def test_two_processes_with_torchrun(tmp_path, folder):
     out = tmp_path / "run"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
-    run(["--train_data_dir", str(folder), "--output_dir", str(out), "--max_train_steps", "4", *TINY],
-        env_extra={"ACCELERATE_USE_CPU": "yes"}, launcher=torchrun)
+    run(["--train_data_dir", str(folder), "--output_dir", str(out), "--max_train_steps", "4", *TINY,
+         "--clean_fraction", "0.25"], env_extra={"ACCELERATE_USE_CPU": "yes"}, launcher=torchrun)
     info = json.loads((out / "training_info.json").read_text())
     assert info["processes"] == 2 and info["steps"] == 4
+    assert info["degradations"]["clean_fraction"] == 0.25
     assert info["patches_seen"] == 4 * 4 * 2
     assert "val/psnr" in info and info["validation_images"] >= 1
     model = DnCNN.from_pretrained(out)  # strict load of what the main process saved
@@ -75,6 +76,7 @@ def test_resume_continues_at_the_saved_step(tmp_path, folder):
     for f in [*(out / "checkpoint-6").iterdir(), out / "model.safetensors", out / "training_info.json"]:
         assert f.stat().st_mode & 0o777 == file_mode(), f
     assert info["degradations"]["real_fraction"] == TRAIN_MIX.real and "real_ranges" in info["degradations"]
+    assert info["degradations"]["clean_fraction"] == TRAIN_MIX.clean == 0.0
 
 
 def test_help_and_bad_arguments():
@@ -86,6 +88,9 @@ def test_help_and_bad_arguments():
     r = subprocess.run([sys.executable, str(SCRIPT), "--output_dir", "x", "--train_data_dir", "x",
                         "--real_ranges", "p_jpeg=0.5", "blurr=1,2"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--real_ranges" in r.stderr and "blurr" in r.stderr
+    r = subprocess.run([sys.executable, str(SCRIPT), "--output_dir", "x", "--train_data_dir", "x",
+                        "--clean_fraction", "5"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--clean_fraction is a share of the patches, from 0 to 1" in r.stderr
 
 
 def test_time_budget_stops_saves_and_resumes(tmp_path, folder):
