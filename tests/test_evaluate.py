@@ -418,6 +418,31 @@ def test_undamaged_photos_are_scored_against_themselves(tmp_path):
         evaluate.main_from_args(ap.parse_args(["--clean", str(clean), "--conditions", "undamagd"]))
 
 
+def test_scribble_error_split_separates_strokes_from_the_rest(tmp_path, capsys):
+    """scripts/scribble_error_split.py (the card's scribble limitation): on a real photo with the
+    benchmark's own strokes, an error put only under the strokes or only beside them lands in
+    that part, the parts add up to the image's MSE, and the script runs on the frozen benchmark."""
+    split_mod = load_script(ROOT / "scripts" / "scribble_error_split.py")
+    make_bench = load_script(require(BENCH_SCRIPT))
+    f = sorted(require(CBSD68).glob("*.png"))[0]
+    clean = read_image(f)
+    noisy, _ = make_bench.degrade(clean, "scribble", make_bench.rng_for(0, "scribble", f.name))
+    stroke = (noisy != clean).any(axis=2)
+    assert 0.002 < stroke.mean() < 0.1
+    beside = clean.copy()
+    beside[~stroke] = np.clip(beside[~stroke].astype(int) + 3, 0, 255).astype(np.uint8)
+    under, rest = split_mod.split(clean, noisy, beside)
+    assert under == 0 and rest > 0
+    under, rest = split_mod.split(clean, noisy, noisy)  # strokes left in place: all error under them
+    assert rest == 0 and under == pytest.approx(((noisy.astype(float) - clean) ** 2).mean())
+    one = tmp_path / "one"
+    one.mkdir()
+    cv2.imwrite(str(one / f.name), cv2.imread(str(f))[:96, :128])
+    assert split_mod.main(["--clean", str(one), "--bench", str(tmp_path / "noisy")]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    assert row.startswith("| shipped | ") and row.count("|") == 6
+
+
 def test_compare_results_reads_each_change_against_a_revision(tmp_path):
     """scripts/compare_results.py on a git repo holding the real CBSD68 results: one row raised
     by 0.1 dB after the commit is the one 'better' row, and the rest read as unchanged."""
