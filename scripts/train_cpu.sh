@@ -48,9 +48,11 @@
 # --max_train_minutes 90 --output_dir runs/stage13, so the step limit rather than the budget
 # ends the cosine schedule (all 23,000 steps ran in 89 minutes, about 0.23 s a step).
 # Stage 12: stage 11's command from the stage-11 weights with --output_dir runs/stage14 (all
-# 23,000 steps in 67 minutes, about 0.18 s a step). Stage 13 (shipped): the same from the
+# 23,000 steps in 67 minutes, about 0.18 s a step). Stage 13: the same from the
 # stage-12 weights with --max_train_steps 16000 --max_train_minutes 52 --output_dir runs/stage15
-# (all 16,000 steps in 48 minutes). The run scripts of stages 9 to 13 are not in the repository;
+# (all 16,000 steps in 48 minutes). Stage 14 (shipped): stage 12's command from the stage-13
+# weights with --clean_fraction 0.1 --max_train_steps 28000 --max_train_minutes 50
+# --output_dir runs/stage18 (14,630 steps). The run scripts of stages 9 to 14 are not in the repository;
 # training_info.json beside the shipped weights records each stage's full command.
 set -euo pipefail
 OUT=${1:-runs/cpu-ffdnet12}
