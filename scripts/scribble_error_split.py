@@ -40,25 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", action="append", default=None, help="'shipped' or a model folder; repeatable")
     ap.add_argument("--engine", default="onnxruntime", help="model engine (default: the tables' onnxruntime)")
     args = ap.parse_args(argv)
-    from cleanvision.inference import SHIPPED_MODEL, Denoiser
+    from cleanvision.bench.methods import model_method
 
     bench = args.bench or Path(".bench") / args.clean.resolve().name
     manifest = ensure_bench(bench, args.clean, DEFAULT_MAKE_BENCH, 0, ["scribble"])
-    files = list_images(args.clean)
+    pairs = []
+    for f in list_images(args.clean):
+        clean = read_clean(f)
+        pairs.append((clean, read_noisy(bench, manifest, "scribble", f.name, clean.shape)[0]))
     print("| model | `scribble` PSNR | error away from the strokes | PSNR, strokes perfect | PSNR, rest perfect |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for spec in args.model or ["shipped"]:
-        den = Denoiser.from_pretrained(SHIPPED_MODEL if spec == "shipped" else spec, engine=args.engine)
-        rows = []
-        for f in files:
-            clean = read_clean(f)
-            noisy, _ = read_noisy(bench, manifest, "scribble", f.name, clean.shape)
-            under, rest = split(clean, noisy, den(noisy))
-            rows.append((psnr(under + rest), under, rest))
-        total, under, rest = (np.array(c) for c in zip(*rows))
+        restore = model_method(spec, args.engine, None).run  # 'shipped' or a folder, as cleanvision eval
+        under, rest = (np.array(c) for c in zip(*(split(clean, noisy, restore(noisy)) for clean, noisy in pairs)))
         share = float(np.mean(rest / (under + rest)))
-        print(f"| {spec} | {total.mean():.2f} | {share:.0%} | {np.mean([psnr(r) for r in rest]):.2f} "
-              f"| {np.mean([psnr(u) for u in under]):.2f} |")
+        print(f"| {spec} | {np.mean([psnr(x) for x in under + rest]):.2f} | {share:.0%} "
+              f"| {np.mean([psnr(r) for r in rest]):.2f} | {np.mean([psnr(u) for u in under]):.2f} |")
     return 0
 
 
