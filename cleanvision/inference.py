@@ -128,9 +128,10 @@ class Denoiser:
 
         bf16 where the hardware computes it natively (GPUs with bf16, CPUs with AMX or
         AVX512-BF16: 1.9-2.0× the fp32 engines on an AMD EPYC with AVX512-BF16, more with AMX;
-        docs/bench/speed_amd_avx512.md, speed_intel_amx.md); on other CPUs ONNX Runtime where installed (fp32:
-        1.04-1.06× torch's fp32 engine and 1.13-1.42× the reference on an AVX2-only AMD EPYC,
-        docs/bench/speed_amd_avx2.md; 1.2× torch's fp32 on an AMD EPYC with AVX-512, issue 13),
+        docs/bench/speed_amd_avx512.md, speed_intel_amx.md); on other CPUs ONNX Runtime where
+        installed (fp32: 1.04-1.06× torch's fp32 engine and 1.13-1.42× the reference on an
+        AVX2-only AMD EPYC, docs/bench/speed_amd_avx2.md; 1.2× torch's fp32 on an AMD EPYC with
+        AVX-512, issue 13),
         else torch fp32. Each costs at most 0.05 dB against ``reference`` on CBSD68 ``mixed``
         and real PolyU photos (the speed JSON's quality rows; tests/test_speed.py).
         """
