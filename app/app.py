@@ -347,8 +347,9 @@ INTRO = """\
 Removes **Gaussian noise, salt-and-pepper specks, speckle and scribbles** — alone or mixed — and
 the damage real photos carry (**camera sensor noise, JPEG artefacts, noisy grey scans**), in
 one pass, without being told which. A small DnCNN running on the CPU; measured PSNR on every
-benchmark set in the model card. Upload a damaged photo, or add noise to a clean one and see
-how much comes back.
+benchmark set in the model card: noise on grey scans and noise shared by all colours is removed
+well, real camera noise and heavy JPEG blocking only a little. Upload a damaged photo, or add
+noise to a clean one and see how much comes back.
 """
 
 
