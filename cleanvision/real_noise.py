@@ -98,6 +98,8 @@ class TrainingMix:
     ``clean`` of all patches are left undamaged (input = target)."""
 
     real: float = 0.3   # the shipped model's shares since stage 5 (stages 3-4: 0.5 / 0.2, 0.35 / 0.15)
+    # stage 15's fine-tune used 0.2 (and lower JPEG qualities, more luminance noise) and was then
+    # averaged with stage 14; that mix alone changed undamaged photos more, so it is not the default
     grey: float = 0.15
     # With every patch damaged (stages 1-13) the model learns that every photo is: it changed an
     # undamaged photo too (`cleanvision eval --conditions undamaged`: 39.36 dB on CBSD68), and

@@ -54,9 +54,14 @@ def stage_table(info: dict) -> str:
         ("wall time", f"{hours:.2f} h" + ("" if stopped == "step limit" else f" (stopped by the {stopped})")),
         ("hardware", f"{info['hardware']}, {info['processes']} process(es), {info['mixed_precision']} autocast"),
         ("degradations", degradations(info)),
-        ("validation", f"PSNR {info.get('val/psnr', float('nan')):.2f} dB, SSIM {info.get('val/ssim', float('nan')):.4f} "
-                       "(held-out crops, benchmark `mixed` noise ranges)"),
+        ("validation" + (" (this run, before averaging)" if info.get("averaged_with") else ""),
+         f"PSNR {info.get('val/psnr', float('nan')):.2f} dB, SSIM {info.get('val/ssim', float('nan')):.4f} "
+         "(held-out crops, benchmark `mixed` noise ranges)"),
     ]
+    if avg := info.get("averaged_with"):  # scripts/average_weights.py
+        w = avg["weight_of_this_run"]
+        rows.append(("weights", f"{w:g} × this run's (sha256 `{avg['this_run_sha256']}`) + {1 - w:g} × "
+                                f"`{avg['path']}`'s (sha256 `{avg['other_sha256']}`), tensor by tensor: `{avg['command']}`"))
     return "\n".join(["| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows])
 
 

@@ -50,10 +50,15 @@
 # Stage 12: stage 11's command from the stage-11 weights with --output_dir runs/stage14 (all
 # 23,000 steps in 67 minutes, about 0.18 s a step). Stage 13: the same from the
 # stage-12 weights with --max_train_steps 16000 --max_train_minutes 52 --output_dir runs/stage15
-# (all 16,000 steps in 48 minutes). Stage 14 (shipped): stage 12's command from the stage-13
+# (all 16,000 steps in 48 minutes). Stage 14: stage 12's command from the stage-13
 # weights with --clean_fraction 0.1 --max_train_steps 28000 --max_train_minutes 50
-# --output_dir runs/stage18 (14,630 steps). The run scripts of stages 9 to 14 are not in the repository;
-# training_info.json beside the shipped weights records each stage's full command.
+# --output_dir runs/stage18 (14,630 steps). Stage 15 (shipped): stage 14's command from the
+# stage-14 weights with --grey_fraction 0.2, --real_ranges ... jpeg_quality=10,75 p_jpeg=0.7
+# p_channels=0.3,0.45,0.25, --lr_warmup_steps 100 --max_train_minutes 95 --output_dir
+# runs/stage20 (9,922 steps on an AMD EPYC in bf16), then the mean of its weights and stage
+# 14's: python scripts/average_weights.py runs/stage20 cleanvision/weights/default -o runs/stage20-avg.
+# The run scripts of stages 9 to 15 are not in the repository; training_info.json beside the
+# shipped weights records each stage's full command.
 set -euo pipefail
 OUT=${1:-runs/cpu-ffdnet12}
 DATA=${DATA:-../shared/data/train}
