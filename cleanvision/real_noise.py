@@ -51,15 +51,16 @@ class RealRanges:
     speckle_var: tuple[float, float] = (0.002, 0.06)  # multiplicative gain variance
     shot: tuple[float, float] = (2e-4, 2e-2)          # Poisson gain a (log-uniform): var = a·x + b
     read: tuple[float, float] = (1e-7, 1e-4)          # read-noise variance b (log-uniform)
-    jpeg_quality: tuple[int, int] = (10, 95)
+    jpeg_quality: tuple[int, int] = (10, 75)   # since stage 15 (stages 3-14: 10-95)
     # shares: what noise a real-photo patch gets (the rest: none, JPEG only)
     p_gaussian: float = 0.35
     p_speckle: float = 0.1
     p_camera: float = 0.35
-    p_jpeg: float = 0.6          # JPEG after the noise (always when there is no noise)
+    p_jpeg: float = 0.7          # JPEG after the noise (always when there is no noise); 0.6 to stage 14
     p_double_jpeg: float = 0.2   # of the JPEG'd patches, a second pass with a shifted grid
     # channel correlation of Gaussian / speckle / camera noise: independent, luma, random 3×3
-    p_channels: tuple[float, float, float] = (0.35, 0.4, 0.25)
+    # (since stage 15; stages 3-14: 0.35, 0.4, 0.25)
+    p_channels: tuple[float, float, float] = (0.3, 0.45, 0.25)
     # spatial correlation: white, Bayer mosaic + demosaic, half resolution + upsampling, blurred
     # (the shipped model's shares since stage 8; stages 3-7 had (0.4, 0.35, 0.25, 0) and
     # p_sigma_log 0: model_card.md, "Stage 8")
@@ -98,9 +99,9 @@ class TrainingMix:
     ``clean`` of all patches are left undamaged (input = target)."""
 
     real: float = 0.3   # the shipped model's shares since stage 5 (stages 3-4: 0.5 / 0.2, 0.35 / 0.15)
-    # stage 15's fine-tune used 0.2 (and lower JPEG qualities, more luminance noise) and was then
-    # averaged with stage 14; that mix alone changed undamaged photos more, so it is not the default
-    grey: float = 0.15
+    # 0.2 since stage 15 (0.15 to stage 14); stage 15's weights are then averaged with stage 14's
+    # (scripts/average_weights.py), a step after training, so the mix here is that stage's run
+    grey: float = 0.2
     # With every patch damaged (stages 1-13) the model learns that every photo is: it changed an
     # undamaged photo too (`cleanvision eval --conditions undamaged`: 39.36 dB on CBSD68), and
     # that change, not the strokes, capped its scribble score. 0.1 since stage 14 (42.54 dB).
