@@ -17,19 +17,19 @@ import json
 import sys
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cleanvision import DnCNN  # noqa: E402
+from cleanvision.model import WEIGHTS_FILE  # noqa: E402
 from cleanvision.bench.sets import sha256_file  # noqa: E402
 
 
-def average(a: dict, b: dict, weight: float) -> dict:
-    """``weight``·a + (1 − weight)·b for float tensors; integer buffers (BatchNorm's batch count) from ``a``."""
-    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
-        raise SystemExit("average_weights: the two models have different tensors (not the same architecture)")
+def average(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], weight: float) -> dict[str, torch.Tensor]:
+    """``weight``·a + (1 − weight)·b for float tensors of two state dicts with the same keys;
+    integer buffers (BatchNorm's batch count) from ``a``."""
     return {k: (weight * a[k].double() + (1 - weight) * b[k].double()).to(a[k].dtype)
             if a[k].is_floating_point() else a[k] for k in a}
 
@@ -45,21 +45,18 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--weight must be in [0, 1]")
     if args.out.exists():
         ap.error(f"{args.out} exists; choose a new folder")
-    for folder in (args.first, args.second):
-        if json.loads((folder / "config.json").read_text()) != json.loads((args.first / "config.json").read_text()):
-            ap.error(f"{folder}/config.json differs from {args.first}/config.json")
-    wa, wb = args.first / "model.safetensors", args.second / "model.safetensors"
-    mixed = average(load_file(wa), load_file(wb), args.weight)
-    args.out.mkdir(parents=True)
-    (args.out / "config.json").write_text((args.first / "config.json").read_text())
-    save_file(mixed, args.out / "model.safetensors")
+    if json.loads((args.second / "config.json").read_text()) != json.loads((args.first / "config.json").read_text()):
+        ap.error(f"{args.second}/config.json differs from {args.first}/config.json (not the same architecture)")
+    a, b = DnCNN.from_pretrained(args.first), DnCNN.from_pretrained(args.second)  # strict loads
+    a.load_state_dict(average(a.state_dict(), b.state_dict(), args.weight))
+    a.save_pretrained(args.out)  # config.json + model.safetensors, as every model folder here
+    wa, wb = args.first / WEIGHTS_FILE, args.second / WEIGHTS_FILE
     info_path = args.first / "training_info.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     info["averaged_with"] = {"path": str(args.second), "weight_of_this_run": args.weight,
                              "this_run_sha256": sha256_file(wa)[:12], "other_sha256": sha256_file(wb)[:12],
                              "command": " ".join(["scripts/average_weights.py", *(argv or sys.argv[1:])])}
     (args.out / "training_info.json").write_text(json.dumps(info, indent=1) + "\n")
-    DnCNN.from_pretrained(args.out)  # strict load: config and averaged weights agree
     print(f"wrote {args.out} ({args.weight:g} × {args.first} + {1 - args.weight:g} × {args.second})")
     return 0
 

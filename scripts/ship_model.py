@@ -46,6 +46,7 @@ def stage_table(info: dict) -> str:
     hours = info["wall_seconds"] / 3600
     # records older than "stopped_by" say only whether the step limit was reached
     stopped = info.get("stopped_by", "step limit" if info.get("finished") else "time budget")
+    avg = info.get("averaged_with")  # scripts/average_weights.py
     data = info["train_data"] if isinstance(info["train_data"], str) else ", ".join(info["train_data"])
     rows = [
         ("command", f"`{info['command']}`"),
@@ -54,11 +55,11 @@ def stage_table(info: dict) -> str:
         ("wall time", f"{hours:.2f} h" + ("" if stopped == "step limit" else f" (stopped by the {stopped})")),
         ("hardware", f"{info['hardware']}, {info['processes']} process(es), {info['mixed_precision']} autocast"),
         ("degradations", degradations(info)),
-        ("validation" + (" (this run, before averaging)" if info.get("averaged_with") else ""),
+        ("validation" + (" (this run, before averaging)" if avg else ""),
          f"PSNR {info.get('val/psnr', float('nan')):.2f} dB, SSIM {info.get('val/ssim', float('nan')):.4f} "
          "(held-out crops, benchmark `mixed` noise ranges)"),
     ]
-    if avg := info.get("averaged_with"):  # scripts/average_weights.py
+    if avg:
         w = avg["weight_of_this_run"]
         rows.append(("weights", f"{w:g} × this run's (sha256 `{avg['this_run_sha256']}`) + {1 - w:g} × "
                                 f"`{avg['path']}`'s (sha256 `{avg['other_sha256']}`), tensor by tensor: `{avg['command']}`"))
