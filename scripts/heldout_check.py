@@ -131,8 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         docs[clean.name] = json.loads((out / "results.json").read_text())
     first = args.model[0]
     baseline = "model:" + ("shipped" if first == "shipped" else Path(first.rstrip("/")).name)
+    doc = docs[SETS[0]]
+    engines = ", ".join(sorted({m["engine"] for m in doc["methods"].values() if "engine" in m}))
+    env = doc["environment"]
     print(f"\n{len(files)} held-out photos (--validation_fraction {args.validation_fraction:g}); "
-          f"PSNR dB, change against {baseline}\n")
+          f"PSNR dB, change against {baseline}; engine {engines} on {env['cpu']}, "
+          f"{env['torch_threads']} threads\n")
     print(render(compare(docs, baseline), baseline))
     return 0
 

@@ -47,7 +47,7 @@ def test_a_do_nothing_model_loses_every_row_to_the_shipped_one(tmp_path, astrona
     gauss = docs["heldout-colour"]["results"]["gauss25"]["model:identity"]["psnr"]
     assert gauss == pytest.approx(20.4, abs=0.6)  # σ 25 left in place: the noisy input's PSNR
     assert "model:identity: 0 rows better, 4 worse" in out
-    assert "2 held-out photos" in out
+    assert "2 held-out photos" in out and f"on {docs['heldout-colour']['environment']['cpu']}" in out
 
 
 def test_one_model_is_an_error(tmp_path):
