@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from cleanvision.bench.command import build_parser  # noqa: E402
 from cleanvision.data import holdout_split, list_images  # noqa: E402
+from cleanvision.image_io import write_image  # noqa: E402
 
 TRAIN_DIRS = [ROOT.parent / "shared" / "data" / "train" / d for d in ("CBSD432", "Sun_Hays80", "wikipedia-photos")]
 SETS = ("heldout-colour", "heldout-grey")
@@ -55,7 +56,8 @@ def prepare_sets(files: list[Path], work: Path) -> tuple[Path, Path]:
             img = cv2.imread(str(f), cv2.IMREAD_COLOR)
             if img is None:
                 raise SystemExit(f"cannot read {f}")
-            cv2.imwrite(str(target), cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+            # atomic: an interrupted run must not leave a truncated PNG that the next one reuses
+            write_image(target, cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
     return colour, grey
 
 
@@ -129,9 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.redirect_stdout(sys.stderr):  # its own tables; ours is the comparison
             bench_args.func(bench_args)
         docs[clean.name] = json.loads((out / "results.json").read_text())
-    first = args.model[0]
-    baseline = "model:" + ("shipped" if first == "shipped" else Path(first.rstrip("/")).name)
     doc = docs[SETS[0]]
+    baseline = next(iter(doc["methods"]))  # the first --model, under the name the benchmark gave it
     engines = ", ".join(sorted({m["engine"] for m in doc["methods"].values() if "engine" in m}))
     env = doc["environment"]
     print(f"\n{len(files)} held-out photos (--validation_fraction {args.validation_fraction:g}); "

@@ -23,12 +23,12 @@ from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from cleanvision import DnCNN  # noqa: E402
 from cleanvision.data import FolderImages, RandomPatches, holdout_split, list_images  # noqa: E402
 from cleanvision.real_noise import TRAIN_MIX, training_batch  # noqa: E402
-
-TRAIN_DIRS = [ROOT.parent / "shared" / "data" / "train" / d for d in ("CBSD432", "Sun_Hays80", "wikipedia-photos")]
+from heldout_check import TRAIN_DIRS  # noqa: E402  (one list of the shipped model's training folders)
 
 
 @torch.no_grad()
@@ -37,6 +37,7 @@ def reestimate(model: DnCNN, batches, n: int) -> int:
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     if not norms:
         raise ValueError("the model has no BatchNorm layers")
+    momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative mean over the batches seen
@@ -49,8 +50,8 @@ def reestimate(model: DnCNN, batches, n: int) -> int:
         model(noisy)
         seen += 1
     model.eval()
-    for m in norms:
-        m.momentum = 0.1
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
     return seen
 
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pbn = load_script(ROOT / "scripts" / "precise_bn.py")
 
 
-def test_running_statistics_are_the_mean_of_the_batches_and_weights_stay(tmp_path, astronaut, coffee):
+def test_running_statistics_are_the_mean_of_the_batches_and_weights_stay(tmp_path, astronaut, coffee, monkeypatch):
     photos = tmp_path / "photos"
     photos.mkdir()
     cv2.imwrite(str(photos / "astronaut.png"), astronaut[::4, ::4, ::-1])
@@ -31,14 +31,13 @@ def test_running_statistics_are_the_mean_of_the_batches_and_weights_stay(tmp_pat
     def spy(model, batches, n):
         bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
         bn.register_forward_hook(lambda mod, inp, out: seen_means.append(inp[0].mean(dim=(0, 2, 3))))
-        return original(model, batches, n)
+        seen = original(model, batches, n)
+        assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))  # restored
+        return seen
 
-    pbn.reestimate = spy
-    try:
-        assert pbn.main([str(tmp_path / "m"), "-o", str(tmp_path / "pbn"), "--batches", "5", "--batch_size", "4",
-                         "--patch_size", "32", "--train_data_dir", str(photos), "--validation_fraction", "0"]) == 0
-    finally:
-        pbn.reestimate = original
+    monkeypatch.setattr(pbn, "reestimate", spy)
+    assert pbn.main([str(tmp_path / "m"), "-o", str(tmp_path / "pbn"), "--batches", "5", "--batch_size", "4",
+                     "--patch_size", "32", "--train_data_dir", str(photos), "--validation_fraction", "0"]) == 0
     after = DnCNN.from_pretrained(tmp_path / "pbn").state_dict()
     assert len(seen_means) == 5
     first = next(k for k in after if k.endswith("running_mean"))
