@@ -31,6 +31,15 @@ from cleanvision.real_noise import TRAIN_MIX, training_batch  # noqa: E402
 from heldout_check import TRAIN_DIRS  # noqa: E402  (one list of the shipped model's training folders)
 
 
+def training_loader(dirs, validation_fraction: float = 0.05, patch_size: int = 64,
+                    batch_size: int = 32) -> tuple[DataLoader, int]:
+    """Shuffled batches of uint8 crops from the photos training uses (its held-out share left
+    out, as ``train_accelerate.py`` splits it), and how many photos that is."""
+    files, _ = holdout_split(list_images([str(d) for d in dirs]), validation_fraction)
+    return DataLoader(RandomPatches(FolderImages(files), patch_size, 64), batch_size=batch_size,
+                      shuffle=True, drop_last=True), len(files)
+
+
 @torch.no_grad()
 def reestimate(model: DnCNN, batches, n: int) -> int:
     """Reset every BatchNorm and average its batch statistics over ``n`` degraded batches."""
@@ -73,16 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.batches < 1:
         ap.error("--batches must be at least 1")
     torch.manual_seed(args.seed)
-    files, _ = holdout_split(list_images([str(d) for d in args.train_data_dir]), args.validation_fraction)
-    loader = DataLoader(RandomPatches(FolderImages(files), args.patch_size, 64), batch_size=args.batch_size,
-                        shuffle=True, drop_last=True)
+    loader, n_images = training_loader(args.train_data_dir, args.validation_fraction, args.patch_size,
+                                       args.batch_size)
     model = DnCNN.from_pretrained(args.model)
     seen = reestimate(model, loader, args.batches)
     model.save_pretrained(args.out)
     info_path = args.model / "training_info.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     info["precise_bn"] = {"batches": seen, "batch_size": args.batch_size, "patch_size": args.patch_size,
-                          "seed": args.seed, "train_images": len(files),
+                          "seed": args.seed, "train_images": n_images,
                           "command": " ".join(["scripts/precise_bn.py", *(argv or sys.argv[1:])])}
     (args.out / "training_info.json").write_text(json.dumps(info, indent=1) + "\n")
     print(f"wrote {args.out}: BatchNorm statistics over {seen} batches of {args.batch_size}")
