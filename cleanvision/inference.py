@@ -50,8 +50,11 @@ def native_bf16(device: torch.device) -> bool:
 
 def load_model(name_or_path: str | os.PathLike | None = None, revision: str | None = None,
                local_files_only: bool = False) -> DnCNN:
-    """A DnCNN from a ``save_pretrained`` folder or a Hub repo id (default: the shipped one)."""
+    """A DnCNN from a ``save_pretrained`` folder or a Hub repo id (default, or ``"shipped"`` as
+    ``cleanvision eval`` names it: the weights inside the package)."""
     name = name_or_path or os.environ.get(MODEL_ENV) or SHIPPED_MODEL
+    if str(name) == "shipped":
+        name = SHIPPED_MODEL
     path = Path(name)
     looks_local = path.is_dir() or str(name).startswith((".", "/", "~")) or path.suffix
     if looks_local and not path.is_dir():

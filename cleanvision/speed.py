@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import queue
 import statistics
 import time
 from pathlib import Path
@@ -86,11 +87,26 @@ def _time_nlm(width: int, height: int, repeats: int, queue) -> None:
 
 
 def _in_child(target, *args, **kwargs) -> dict:
+    """What ``target`` puts on its queue, run in a fresh process (each engine timed cold). A child
+    that dies first (a model that does not load, out of memory) raises here; waiting on the
+    queue alone left the parent hanging for ever."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=target, args=(*args, q), kwargs=kwargs)
     p.start()
-    result = q.get()
+    while True:
+        try:
+            result = q.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if p.is_alive():
+                continue
+            try:  # it may have put its result just before exiting
+                result = q.get(timeout=1.0)
+                break
+            except queue.Empty:
+                raise RuntimeError(f"the {target.__name__} process exited (code {p.exitcode}) without a "
+                                   "result; its error is printed above") from None
     p.join()
     return result
 
@@ -194,7 +210,7 @@ def weights_sha256(model: str | None) -> str | None:
     from .bench.sets import sha256_file
     from .inference import SHIPPED_MODEL
 
-    weights = Path(model or SHIPPED_MODEL) / "model.safetensors"
+    weights = Path(SHIPPED_MODEL if model in (None, "shipped") else model) / "model.safetensors"
     return sha256_file(weights) if weights.is_file() else None
 
 
@@ -205,8 +221,9 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
     import torch
     from tqdm.auto import tqdm
 
-    from .inference import default_device, default_tile_size
+    from .inference import default_device, default_tile_size, load_model
 
+    load_model(model)  # a model that does not load stops here with its own message, before any timing
     report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "torch": torch.__version__, "isa": isa_summary()},
               "peak_gflops": {d: matmul_peak_gflops(d) for d in ("fp32", "bf16")},

@@ -70,3 +70,24 @@ def test_int8_matmul_is_exact_and_its_peak_is_measured():
     a = rng.integers(0, 256, (17, 96), dtype=np.uint8)
     assert np.array_equal(int8_matmul(b)(a), a.astype(np.int32) @ b.astype(np.int32))
     assert int8_matmul_peak_gops(max_n=256, repeats=1) > 0.5
+
+
+def test_bench_names_a_model_that_does_not_load_instead_of_waiting(tmp_path, capsys):
+    assert main(["bench", "--model", str(tmp_path / "no-such-model"), "--sizes", "64x64", "--engines", "reference",
+                 "--no-nlm", "--repeats", "1", "--out", str(tmp_path / "speed")]) != 0
+    assert "no such model folder" in capsys.readouterr().err
+    assert not (tmp_path / "speed.json").exists()
+
+
+def test_a_timing_process_that_dies_raises_instead_of_hanging():
+    from cleanvision.speed import _in_child, _time_engine
+    with pytest.raises(RuntimeError, match="exited .* without a result"):
+        _in_child(_time_engine, "/no/such/model", "reference", 64, 64, 1, None)
+
+
+def test_bench_takes_shipped_as_eval_does(tmp_path):
+    assert main(["bench", "--model", "shipped", "--sizes", "64x64", "--engines", "reference", "--no-nlm",
+                 "--repeats", "1", "--out", str(tmp_path / "speed")]) == 0
+    report = json.loads((tmp_path / "speed.json").read_text())
+    from cleanvision.speed import weights_sha256
+    assert report["weights_sha256"] == weights_sha256(None) is not None
