@@ -16,8 +16,6 @@ deepened by 4: about 5 % more loss on its first batch). Score the fine-tuned res
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Iterable
 from itertools import islice
@@ -32,8 +30,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from cleanvision import DnCNN  # noqa: E402
 from cleanvision.real_noise import TRAIN_MIX, training_batch  # noqa: E402
-from heldout_check import TRAIN_DIRS  # noqa: E402
-from precise_bn import training_loader  # noqa: E402
+from precise_bn import model_tool_parser, training_loader, write_record  # noqa: E402
 
 
 def blocks(model: DnCNN) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
@@ -89,16 +86,9 @@ def deepen(model: DnCNN, add: int, mean: torch.Tensor, var: torch.Tensor, after:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", type=Path, help="model folder (config.json + model.safetensors)")
-    ap.add_argument("-o", "--out", type=Path, required=True, help="new model folder (must not exist)")
+    ap = model_tool_parser(__doc__)
     ap.add_argument("--add", type=int, default=4, help="middle blocks to insert (default 4)")
     ap.add_argument("--batches", type=int, default=20, help="training batches for the new blocks' statistics")
-    ap.add_argument("--train_data_dir", nargs="+", type=Path, default=TRAIN_DIRS,
-                    help="photos to crop from (default: the shipped model's training folders)")
-    ap.add_argument("--validation_fraction", type=float, default=0.05,
-                    help="the held-out share to leave out, as in train_accelerate.py")
-    ap.add_argument("--seed", type=int, default=0, help="random seed of the crops and the damage")
     args = ap.parse_args(argv)
     if args.out.exists():
         ap.error(f"{args.out} exists; choose a new folder")
@@ -116,12 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     if gap > 1e-4:
         raise SystemExit(f"the deepened model differs from the original by {gap:.2e}; not written")
     deeper.save_pretrained(args.out)
-    info_path = args.model / "training_info.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    info["deepened"] = {"from_depth": model.depth, "to_depth": deeper.depth, "inserted_after_block": after,
-                        "statistics_batches": args.batches, "train_images": n_images, "max_output_change": gap,
-                        "command": " ".join(["scripts/deepen_model.py", *(argv or sys.argv[1:])])}
-    (args.out / "training_info.json").write_text(json.dumps(info, indent=1) + "\n")
+    write_record(args.model, args.out, "deepened",
+                 {"from_depth": model.depth, "to_depth": deeper.depth, "inserted_after_block": after,
+                  "statistics_batches": args.batches, "train_images": n_images, "max_output_change": gap},
+                 "deepen_model.py", argv)
     print(f"wrote {args.out}: depth {model.depth} -> {deeper.depth}, output change {gap:.1e} (eval mode)")
     return 0
 

@@ -64,18 +64,33 @@ def reestimate(model: DnCNN, batches, n: int) -> int:
     return seen
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def model_tool_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments this script shares with deepen_model.py: a model folder in, a new folder
+    out, and the training crops (photos, held-out share, seed) it reads."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", type=Path, help="model folder (config.json + model.safetensors)")
     ap.add_argument("-o", "--out", type=Path, required=True, help="new model folder (must not exist)")
-    ap.add_argument("--batches", type=int, default=200, help="batches to average over (default 200)")
-    ap.add_argument("--batch_size", type=int, default=32, help="patches a batch (default 32, as training)")
-    ap.add_argument("--patch_size", type=int, default=64, help="patch side, px (default 64, as training)")
     ap.add_argument("--train_data_dir", nargs="+", type=Path, default=TRAIN_DIRS,
                     help="photos to crop from (default: the shipped model's training folders)")
     ap.add_argument("--validation_fraction", type=float, default=0.05,
                     help="the held-out share to leave out, as in train_accelerate.py")
     ap.add_argument("--seed", type=int, default=0, help="random seed of the crops and the damage")
+    return ap
+
+
+def write_record(model_dir: Path, out: Path, key: str, record: dict, script: str, argv: list[str] | None) -> None:
+    """``out/training_info.json``: the source model's record plus what ``script`` did, under ``key``."""
+    info_path = model_dir / "training_info.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info[key] = {**record, "command": " ".join([f"scripts/{script}", *(argv or sys.argv[1:])])}
+    (out / "training_info.json").write_text(json.dumps(info, indent=1) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = model_tool_parser(__doc__)
+    ap.add_argument("--batches", type=int, default=200, help="batches to average over (default 200)")
+    ap.add_argument("--batch_size", type=int, default=32, help="patches a batch (default 32, as training)")
+    ap.add_argument("--patch_size", type=int, default=64, help="patch side, px (default 64, as training)")
     args = ap.parse_args(argv)
     if args.out.exists():
         ap.error(f"{args.out} exists; choose a new folder")
@@ -87,12 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     model = DnCNN.from_pretrained(args.model)
     seen = reestimate(model, loader, args.batches)
     model.save_pretrained(args.out)
-    info_path = args.model / "training_info.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    info["precise_bn"] = {"batches": seen, "batch_size": args.batch_size, "patch_size": args.patch_size,
-                          "seed": args.seed, "train_images": n_images,
-                          "command": " ".join(["scripts/precise_bn.py", *(argv or sys.argv[1:])])}
-    (args.out / "training_info.json").write_text(json.dumps(info, indent=1) + "\n")
+    write_record(args.model, args.out, "precise_bn",
+                 {"batches": seen, "batch_size": args.batch_size, "patch_size": args.patch_size,
+                  "seed": args.seed, "train_images": n_images}, "precise_bn.py", argv)
     print(f"wrote {args.out}: BatchNorm statistics over {seen} batches of {args.batch_size}")
     return 0
 
