@@ -48,13 +48,18 @@ def native_bf16(device: torch.device) -> bool:
     return cpu_native_bf16()
 
 
+def model_location(name_or_path: str | os.PathLike | None = None) -> str | os.PathLike:
+    """Where a model name points: ``None`` means $CLEANVISION_MODEL or else the weights inside the
+    package; ``"shipped"`` always the weights inside the package (as ``cleanvision eval`` names
+    them); anything else is a folder or Hub repo id as given."""
+    name = name_or_path or os.environ.get(MODEL_ENV) or SHIPPED_MODEL
+    return SHIPPED_MODEL if str(name) == "shipped" else name
+
+
 def load_model(name_or_path: str | os.PathLike | None = None, revision: str | None = None,
                local_files_only: bool = False) -> DnCNN:
-    """A DnCNN from a ``save_pretrained`` folder or a Hub repo id (default, or ``"shipped"`` as
-    ``cleanvision eval`` names it: the weights inside the package)."""
-    name = name_or_path or os.environ.get(MODEL_ENV) or SHIPPED_MODEL
-    if str(name) == "shipped":
-        name = SHIPPED_MODEL
+    """A DnCNN from a ``save_pretrained`` folder or a Hub repo id (see :func:`model_location`)."""
+    name = model_location(name_or_path)
     path = Path(name)
     looks_local = path.is_dir() or str(name).startswith((".", "/", "~")) or path.suffix
     if looks_local and not path.is_dir():

@@ -95,16 +95,12 @@ def _in_child(target, *args, **kwargs) -> dict:
     p = ctx.Process(target=target, args=(*args, q), kwargs=kwargs)
     p.start()
     while True:
+        alive = p.is_alive()  # asked before waiting, so a result put just before exiting is still taken
         try:
             result = q.get(timeout=1.0)
             break
         except queue.Empty:
-            if p.is_alive():
-                continue
-            try:  # it may have put its result just before exiting
-                result = q.get(timeout=1.0)
-                break
-            except queue.Empty:
+            if not alive:
                 raise RuntimeError(f"the {target.__name__} process exited (code {p.exitcode}) without a "
                                    "result; its error is printed above") from None
     p.join()
@@ -208,9 +204,9 @@ def default_engines() -> list[str]:
 def weights_sha256(model: str | None) -> str | None:
     """Which weights the quality rows belong to (a local folder's, or the shipped ones)."""
     from .bench.sets import sha256_file
-    from .inference import SHIPPED_MODEL
+    from .inference import model_location
 
-    weights = Path(SHIPPED_MODEL if model in (None, "shipped") else model) / "model.safetensors"
+    weights = Path(model_location(model)) / "model.safetensors"
     return sha256_file(weights) if weights.is_file() else None
 
 

@@ -57,13 +57,12 @@ def activation_stats(model: DnCNN, after: int, inputs: Iterable[torch.Tensor]) -
 
 
 @torch.no_grad()
-def deepen(model: DnCNN, add: int, mean: torch.Tensor, var: torch.Tensor, after: int | None = None) -> DnCNN:
-    """A copy of ``model`` with ``add`` identity blocks inserted after middle block ``after``
-    (default: the middle); ``mean``/``var`` are the statistics of their input."""
+def deepen(model: DnCNN, add: int, mean: torch.Tensor, var: torch.Tensor, after: int) -> DnCNN:
+    """A copy of ``model`` with ``add`` identity blocks inserted after middle block ``after``;
+    ``mean``/``var`` are the statistics of their input (:func:`activation_stats`)."""
     if not model.batch_norm:
         raise ValueError("deepen a BatchNorm model (not a fused one)")
     old = blocks(model)
-    after = len(old) // 2 if after is None else after
     new = DnCNN(model.channels, model.depth + add, model.width, model.scale, True)
     mods, new_mods = list(model.body), list(new.body)
     for src, dst in ((mods[0], new_mods[0]), (mods[-1], new_mods[-1])):

@@ -175,3 +175,12 @@ def test_luminance_noise_and_jpeg_are_removed(shipped, astronaut):
     assert psnr_uint8(img, shipped(noisy)) >= psnr_uint8(img, noisy) + 5
     blocky, _ = apply_noise(img, {"jpeg_quality": 10}, rng=0)
     assert psnr_uint8(img, shipped(blocky)) >= psnr_uint8(img, blocky) + 0.1
+
+
+def test_model_location_shipped_is_the_package_weights_whatever_the_environment(monkeypatch, tmp_path):
+    from cleanvision.inference import MODEL_ENV, SHIPPED_MODEL, model_location
+    monkeypatch.setenv(MODEL_ENV, str(tmp_path))
+    assert model_location("shipped") == SHIPPED_MODEL
+    assert model_location(None) == str(tmp_path)  # the default follows $CLEANVISION_MODEL
+    monkeypatch.delenv(MODEL_ENV)
+    assert model_location(None) == SHIPPED_MODEL and model_location("user/repo") == "user/repo"

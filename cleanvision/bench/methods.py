@@ -107,9 +107,9 @@ def _training_summary(path: Path) -> dict:
 
 def model_method(spec: str, engine: str, device: str | None) -> Method:
     """``shipped`` (the weights inside the package, whatever $CLEANVISION_MODEL says) or a folder / repo id."""
-    from ..inference import SHIPPED_MODEL, Denoiser
+    from ..inference import Denoiser, model_location
 
-    path = SHIPPED_MODEL if spec == "shipped" else spec
+    path = model_location(spec)
     den = Denoiser.from_pretrained(path, engine=engine, device=device)
     name = "shipped" if spec == "shipped" else Path(spec.rstrip("/")).name or spec
     info = {"model": spec, "engine": den.engine, "device": str(den.device)}
