@@ -44,6 +44,7 @@ from cleanvision.hardware import cpu_name
 from cleanvision.image_io import give_open_mode
 from cleanvision.model import DnCNN
 from cleanvision.noise import BENCH_RANGES, random_mixture
+from cleanvision.noise_level import reduce_channels, training_map
 from cleanvision.real_noise import TRAIN_MIX, TrainingMix, override_ranges, training_batch
 
 logger = get_logger(__name__)
@@ -99,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--width", type=int, default=64, help="feature channels of the middle layers")
     m.add_argument("--pixel_unshuffle", type=int, default=1, help="2 = FFDNet-style half-resolution body")
     m.add_argument("--no_batch_norm", action="store_true", help="no BatchNorm in the middle layers")
+    m.add_argument("--noise_map", type=int, default=0, choices=(0, 1, 3),
+                   help="noise-level map input channels (FFDNet/CBDNet): 0 = blind; 1 = one level for all "
+                        "colours; 3 = one per colour. The map's estimator trains alongside. With --init_from "
+                        "a blind model, the map's input weights start at zero (the model starts as that model)")
     m.add_argument("--init_from", default=None,
                    help="start from these weights (a save_pretrained folder); its config replaces "
                         "--channels/--depth/--width/--pixel_unshuffle")
@@ -113,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max_train_minutes", type=float, default=None,
                    help="stop (and save) after this much wall-clock time in this invocation")
     t.add_argument("--learning_rate", type=float, default=1e-3, help="peak learning rate (Adam)")
+    t.add_argument("--estimator_learning_rate", type=float, default=1e-3,
+                   help="peak learning rate of the noise-level estimator (with --noise_map), which starts "
+                        "from scratch while the denoiser starts trained")
     t.add_argument("--lr_scheduler", default="cosine", choices=("cosine", "constant"),
                    help="after the warm-up: cosine decay to --min_lr_ratio, or constant")
     t.add_argument("--lr_warmup_steps", type=int, default=200, help="linear warm-up steps")
@@ -293,6 +301,20 @@ def residual_loss(pred: torch.Tensor, target: torch.Tensor, kind: str,
     return torch.sqrt((pred - target) ** 2 + 1e-6).mean()
 
 
+def estimator_loss(estimate: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """L1 between the estimated and the true noise-level map, in levels of the 0-255 scale
+    (a median-unbiased fit: an estimate of one photo's level is the median of its map)."""
+    return 255.0 * F.l1_loss(estimate, sigma)
+
+
+def param_groups(model: DnCNN) -> list[list[torch.nn.Parameter]]:
+    """The denoiser's and the estimator's parameters, clipped apart: the estimator's loss must
+    not shrink the denoiser's step through one shared gradient norm, nor the other way."""
+    est = list(model.estimator.parameters()) if model.noise_map else []
+    ids = {id(p) for p in est}
+    return [g for g in ([p for p in model.parameters() if id(p) not in ids], est) if g]
+
+
 def checkpoints(output_dir: Path) -> list[Path]:
     return sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
 
@@ -368,12 +390,18 @@ def main(argv: list[str] | None = None) -> dict:
                         persistent_workers=args.dataloader_num_workers > 0)
 
     if args.init_from:
-        model = DnCNN.from_pretrained(args.init_from)
+        model = DnCNN.from_pretrained(args.init_from).train()
+        if args.noise_map and not model.noise_map:
+            model = DnCNN.with_noise_map(model, args.noise_map)
     else:
-        model = DnCNN(args.channels, args.depth, args.width, args.pixel_unshuffle, not args.no_batch_norm)
+        model = DnCNN(args.channels, args.depth, args.width, args.pixel_unshuffle, not args.no_batch_norm,
+                      args.noise_map)
+    map_channels = model.noise_map
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate,
+    groups = param_groups(model)
+    lrs = [args.learning_rate, args.estimator_learning_rate][: len(groups)]
+    optimizer = torch.optim.Adam([{"params": g, "lr": lr} for g, lr in zip(groups, lrs)],
                                  betas=(args.adam_beta1, args.adam_beta2), weight_decay=args.adam_weight_decay)
     schedule = LRSchedule(args, accelerator.num_processes)
     # a plain function, so checkpoints hold no schedule settings and a resumed run may change them
@@ -421,16 +449,26 @@ def main(argv: list[str] | None = None) -> dict:
     while not stop:
         for clean in loader:
             with accelerator.accumulate(model):
-                clean, noisy = training_batch(clean.float() / 255.0, mix)
+                clean, noisy, sigma = training_batch(clean.float() / 255.0, mix, return_sigma=True)
                 if args.channels_last:
                     clean = clean.contiguous(memory_format=torch.channels_last)
                     noisy = noisy.contiguous(memory_format=torch.channels_last)
                 with accelerator.autocast():  # forward() through DDP; its residual is the prediction
-                    pred = noisy - model(noisy)
+                    if map_channels:
+                        given = training_map(sigma, map_channels)
+                        restored, estimate = model(noisy, given, with_estimate=True)
+                    else:
+                        restored = model(noisy)
+                pred = noisy - restored
                 loss = residual_loss(pred.float(), noisy - clean, args.loss, args.psnr_loss_floor_db)
-                accelerator.backward(loss)
+                if map_channels:
+                    est_loss = estimator_loss(estimate.float(), reduce_channels(sigma, map_channels))
+                    accelerator.backward(loss + est_loss)
+                else:
+                    accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                    for group in param_groups(accelerator.unwrap_model(model)):
+                        accelerator.clip_grad_norm_(group, args.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -439,6 +477,8 @@ def main(argv: list[str] | None = None) -> dict:
             global_step += 1
             bar.update(1)
             logs = {"train/loss": loss.detach().item(), "train/lr": scheduler.get_last_lr()[0]}
+            if map_channels:
+                logs["train/estimator_l1"] = est_loss.detach().item()
             if global_step % args.validation_steps == 0 or global_step == args.max_train_steps:
                 last_val = validate(model, val, accelerator)
                 logs.update(last_val)

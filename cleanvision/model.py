@@ -4,8 +4,14 @@ Residual learning: the body predicts the noise and the restored image is
 ``input - predicted noise``. 3×3 convolutions, BatchNorm, ReLU, zero padding, no pooling.
 
 ``pixel_unshuffle=2`` runs the same body at half resolution on 4× the channels, as FFDNet
-does (without its noise-level map, so the model stays blind): about 2-4× less compute per
-pixel and twice the receptive field, which helps inpainting scribbles.
+does: about 2-4× less compute per pixel and twice the receptive field, which helps
+inpainting scribbles.
+
+``noise_map=1`` (or 3, one per colour) adds FFDNet's noise-level map: the body takes, beside
+the image, the standard deviation of the noise at each pixel (σ/255, averaged to the body's
+resolution), and a small estimator network reads that map from the image when none is given
+(CBDNet's design; :mod:`cleanvision.noise_level` says what the map means). With
+``noise_map=0`` (the default) the model is blind, as every earlier config.
 
 Weights are saved and loaded the ``timm``/``diffusers`` way through
 ``huggingface_hub.PyTorchModelHubMixin``: ``save_pretrained(dir)`` writes ``config.json``
@@ -40,17 +46,26 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         width: feature channels of the middle layers (64 in the paper).
         pixel_unshuffle: 1 for DnCNN; 2 runs the body at half resolution (FFDNet-style).
         batch_norm: use BatchNorm in the middle layers (folded away by :meth:`fuse`).
+        noise_map: channels of the noise-level map input (0: blind; 1: one level for all
+            colours; 3: one per colour).
+        estimator_depth, estimator_width: conv layers and width of the map estimator (plain
+            conv + ReLU at the body's resolution; only with ``noise_map``).
     """
 
     def __init__(self, channels: int = 3, depth: int = 17, width: int = 64,
-                 pixel_unshuffle: int = 1, batch_norm: bool = True):
+                 pixel_unshuffle: int = 1, batch_norm: bool = True, noise_map: int = 0,
+                 estimator_depth: int = 6, estimator_width: int = 32):
         super().__init__()
         if depth < 3 or width < 1 or channels not in (1, 3) or pixel_unshuffle < 1:
             raise ValueError("DnCNN needs depth >= 3, width >= 1, channels 1 or 3, pixel_unshuffle >= 1")
+        if noise_map not in (0, 1, channels) or (noise_map and (estimator_depth < 2 or estimator_width < 1)):
+            raise ValueError(f"noise_map is 0 (blind), 1 or {channels} (one per colour) with "
+                             "estimator_depth >= 2, estimator_width >= 1")
         self.channels, self.depth, self.width = channels, depth, width
-        self.scale, self.batch_norm = pixel_unshuffle, batch_norm
+        self.scale, self.batch_norm, self.noise_map = pixel_unshuffle, batch_norm, noise_map
+        self.estimator_depth = estimator_depth if noise_map else 0
         c = channels * pixel_unshuffle ** 2
-        layers: list[nn.Module] = [nn.Conv2d(c, width, 3, padding=1), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [nn.Conv2d(c + noise_map, width, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
             layers.append(nn.Conv2d(width, width, 3, padding=1, bias=not batch_norm))
             if batch_norm:
@@ -62,28 +77,94 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         # the large random residual a fresh BN network predicts.
         nn.init.zeros_(layers[-1].weight)
         nn.init.zeros_(layers[-1].bias)
+        self.estimator = _estimator(c, noise_map, estimator_depth, estimator_width) if noise_map else None
 
     @property
     def receptive_radius(self) -> int:
-        """Pixels on each side that influence one output pixel (tiles overlap by this much)."""
+        """Pixels on each side that influence one output pixel when the map is given (tiles
+        overlap by this much)."""
         return self.depth * self.scale + self.scale
+
+    @property
+    def estimator_radius(self) -> int:
+        """Pixels on each side that influence one pixel of the estimated map."""
+        return self.estimator_depth * self.scale + self.scale
 
     def pad_to_scale(self, x: torch.Tensor) -> torch.Tensor:
         """Pad bottom/right by edge replication to a multiple of the unshuffle factor."""
         ph, pw = -x.shape[-2] % self.scale, -x.shape[-1] % self.scale
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
-    def predict_noise(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual (noise) the network sees in ``x`` (N×C×H×W, values in [0, 1])."""
-        h, w = x.shape[-2:]
-        if self.scale == 1:
-            return self.body(x)
-        y = F.pixel_unshuffle(self.pad_to_scale(x), self.scale)
-        return F.pixel_shuffle(self.body(y), self.scale)[..., :h, :w]
+    def _unshuffle(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_unshuffle(self.pad_to_scale(x), self.scale) if self.scale > 1 else x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Restored image: input minus the predicted noise."""
-        return x - self.predict_noise(x)
+    def _full_res(self, m: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """A body-resolution map back at image resolution (each value over its s×s pixels)."""
+        if self.scale > 1:
+            m = m.repeat_interleave(self.scale, dim=-2).repeat_interleave(self.scale, dim=-1)
+        return m[..., :h, :w]
+
+    def estimate_noise(self, x: torch.Tensor) -> torch.Tensor:
+        """The noise-level map the estimator reads from ``x``: N×``noise_map``×H×W, σ/255."""
+        if not self.noise_map:
+            raise ValueError("this model is blind (noise_map=0): it has no noise-level estimator")
+        return self._full_res(self._estimate(self._unshuffle(x)), *x.shape[-2:])
+
+    def _estimate(self, y: torch.Tensor) -> torch.Tensor:
+        # softplus keeps the level positive with a gradient everywhere; 10/255 sets its unit
+        return F.softplus(self.estimator(y).float()) * (ESTIMATOR_UNIT / 255.0)
+
+    def predict_noise(self, x: torch.Tensor, noise_map: torch.Tensor | None = None,
+                      _estimate: list | None = None) -> torch.Tensor:
+        """The residual (noise) the network sees in ``x`` (N×C×H×W, values in [0, 1]).
+
+        ``noise_map`` (N×``noise_map``×H×W, σ/255; noise-map models only): the noise level at
+        each pixel; ``None`` reads it from ``x`` with the estimator.
+        """
+        h, w = x.shape[-2:]
+        y = self._unshuffle(x)
+        if self.noise_map:
+            if noise_map is None or _estimate is not None:
+                est = self._estimate(y)
+                if _estimate is not None:
+                    _estimate.append(self._full_res(est, h, w))
+            if noise_map is None:
+                m = est
+            else:
+                m = self.pad_to_scale(noise_map.to(x.dtype))
+                m = F.avg_pool2d(m, self.scale) if self.scale > 1 else m
+            y = torch.cat([y, m.to(y.dtype)], dim=1)
+        elif noise_map is not None:
+            raise ValueError("this model is blind (noise_map=0): it takes no noise-level map")
+        out = self.body(y)
+        return F.pixel_shuffle(out, self.scale)[..., :h, :w] if self.scale > 1 else out
+
+    def forward(self, x: torch.Tensor, noise_map: torch.Tensor | None = None,
+                with_estimate: bool = False):
+        """Restored image: input minus the predicted noise. ``with_estimate`` (noise-map models)
+        also returns the estimator's map, so training fits both in one forward pass."""
+        if not with_estimate:
+            return x - self.predict_noise(x, noise_map)
+        est: list = []
+        restored = x - self.predict_noise(x, noise_map, est)
+        return restored, est[0]
+
+    @classmethod
+    def with_noise_map(cls, blind: "DnCNN", noise_map: int = 1, estimator_depth: int = 6,
+                       estimator_width: int = 32) -> "DnCNN":
+        """A noise-map model that starts as exactly ``blind``: the same weights, with zero weights
+        for the map's input channels (so the map changes nothing until training gives it
+        weight) and a fresh estimator."""
+        if blind.noise_map:
+            raise ValueError("the model already takes a noise-level map")
+        model = cls(blind.channels, blind.depth, blind.width, blind.scale, blind.batch_norm,
+                    noise_map, estimator_depth, estimator_width)
+        state = {k: v.clone() for k, v in blind.state_dict().items()}
+        w = state["body.0.weight"]
+        state["body.0.weight"] = torch.cat([w, w.new_zeros(w.shape[0], noise_map, *w.shape[2:])], dim=1)
+        state.update({f"estimator.{k}": v for k, v in model.estimator.state_dict().items()})
+        model.load_state_dict(state, strict=True)
+        return model.train(blind.training)
 
     @torch.no_grad()
     def fuse(self) -> "DnCNN":
@@ -110,7 +191,10 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
     def flops_per_pixel(self) -> float:
         """Multiply-adds × 2 per input pixel, for speed reports."""
         c, w = self.channels * self.scale ** 2, self.width
-        macs = 9 * (c * w + (self.depth - 2) * w * w + w * c) / self.scale ** 2
+        macs = 9 * ((c + self.noise_map) * w + (self.depth - 2) * w * w + w * c) / self.scale ** 2
+        if self.noise_map:  # the estimator, run once per pixel in auto mode
+            e = self.estimator[0].out_channels
+            macs += 9 * (c * e + (self.estimator_depth - 2) * e * e + e * self.noise_map) / self.scale ** 2
         return 2.0 * macs
 
     # ------------------------------------------------------------------ loading
@@ -138,6 +222,20 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
                                         token=token, local_files_only=local_files_only))
         model = cls(**model_kwargs)
         return load_weights(model, path)
+
+
+#: The estimator's output unit (σ on the 0-255 scale): its softplus is read in tens of levels.
+ESTIMATOR_UNIT = 10.0
+
+
+def _estimator(c: int, out: int, depth: int, width: int) -> nn.Sequential:
+    """The noise-level estimator: ``depth`` plain 3×3 convs with ReLU (CBDNet's has 5), no
+    BatchNorm, so it runs the same in training and inference."""
+    layers: list[nn.Module] = [nn.Conv2d(c, width, 3, padding=1), nn.ReLU(inplace=True)]
+    for _ in range(depth - 2):
+        layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
+    layers.append(nn.Conv2d(width, out, 3, padding=1))
+    return nn.Sequential(*layers)
 
 
 def load_weights(model: DnCNN, path: str | Path) -> DnCNN:

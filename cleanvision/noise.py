@@ -265,13 +265,19 @@ def parse_noise_spec(spec: str) -> dict | None:
 # --------------------------------------------------------------------------- torch, batched
 
 
-def degrade_batch(clean, generator=None, ranges: NoiseRanges = TRAIN_RANGES):
+def degrade_batch(clean, generator=None, ranges: NoiseRanges = TRAIN_RANGES, return_sigma: bool = False):
     """Degrade a batch ``B×C×H×W`` of float images in [0, 1] on its own device.
 
     Each image gets its own random mixture (``ranges.n_types`` types, random severities),
     applied in the canonical order, clipped and quantised to 8 bits like a saved photo.
     Strokes are rasterised as thick segments (distance to the segment ≤ thickness/2) with
     lengths relative to the crop's diagonal × 2, since training crops are small.
+
+    ``return_sigma``: also return the standard deviation of the *dense* noise at each pixel
+    (B×C×H×W, [0, 1] units): ``sqrt(σ² + var·x²)`` for the Gaussian and speckle parts, zero
+    where an image got only impulses or strokes — the noise-level map's definition
+    (:mod:`cleanvision.noise_level`). Computed from the draws, so the noisy batch is the same
+    with or without it.
     """
     import torch
 
@@ -305,7 +311,10 @@ def degrade_batch(clean, generator=None, ranges: NoiseRanges = TRAIN_RANGES):
     hit = rand(b, 1, h, w) < col(amount)
     salt = (rand(b, 1, h, w) < 0.5).to(x.dtype)
     x = torch.where(hit, salt, x)
-    return torch.round(x * 255.0) / 255.0
+    noisy = torch.round(x * 255.0) / 255.0
+    if not return_sigma:
+        return noisy
+    return noisy, (col(sigma) ** 2 + col(var) * clean ** 2).sqrt()
 
 
 def _strokes_batch(x, on, ranges: NoiseRanges, g):

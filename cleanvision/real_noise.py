@@ -248,10 +248,15 @@ def camera_noise(clean: torch.Tensor, shot: torch.Tensor, read: torch.Tensor, no
     punish. The noise keeps the camera's shape (weak in the shadows in linear light, stronger
     in sRGB there; growing with exposure) and stays zero-mean on the pixel scale.
     """
+    return clean + camera_std(clean, shot, read) * noise
+
+
+def camera_std(clean: torch.Tensor, shot: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
+    """Per-pixel standard deviation (sRGB pixel scale, [0, 1]) of :func:`camera_noise` for a
+    unit-variance field: the linear-light std ``sqrt(shot·x + read)`` times the curve's slope."""
     b = clean.shape[0]
     lin = srgb_to_linear(clean)
-    std = (shot.view(b, 1, 1, 1) * lin + read.view(b, 1, 1, 1)).sqrt()
-    return clean + srgb_slope(lin) * std * noise
+    return srgb_slope(lin) * (shot.view(b, 1, 1, 1) * lin + read.view(b, 1, 1, 1)).sqrt()
 
 
 # --------------------------------------------------------------------------- JPEG
@@ -286,7 +291,7 @@ def jpeg_batch(x: torch.Tensor, quality: torch.Tensor, shift: torch.Tensor | Non
 # --------------------------------------------------------------------------- degradations
 
 def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, generator=None,
-                       ranges: RealRanges = REAL_RANGES) -> torch.Tensor:
+                       ranges: RealRanges = REAL_RANGES, return_sigma: bool = False):
     """Real-photo damage for a B×3×H×W batch of float images in [0, 1].
 
     Per image one of: Gaussian (σ; a share ``p_sigma_log`` of it log-uniform), speckle, camera
@@ -294,6 +299,11 @@ def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, ge
     space as drawn; then, with probability ``p_jpeg`` (always when there was no noise), JPEG at
     a random quality, sometimes twice. ``grey`` (B bools) forces channel-identical noise, as a
     grey photo has. Quantised to 8 bits.
+
+    ``return_sigma``: also return the per-pixel standard deviation of the noise (B×3×H×W,
+    [0, 1] units) before JPEG: σ, σ·x for speckle, the camera curve's for camera noise, each
+    times the marginal std of its channel of the correlated field; zero for JPEG-only patches
+    (the noise-level map's definition, :mod:`cleanvision.noise_level`). No extra random draws.
     """
     b, c, h, w = clean.shape
     if c != 3:
@@ -319,9 +329,16 @@ def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, ge
     var = r.speckle_var[0] + (r.speckle_var[1] - r.speckle_var[0]) * rand(b)
     gauss = clean + n * col(sigma)
     speck = clean + clean * n * col(var.sqrt())
-    camera = camera_noise(clean, _log_uniform(*r.shot, b, dev, g), _log_uniform(*r.read, b, dev, g), n)
+    shot, read = _log_uniform(*r.shot, b, dev, g), _log_uniform(*r.read, b, dev, g)
+    camera = camera_noise(clean, shot, read, n)
     k = col(kind)
     x = torch.where(k == 0, gauss, torch.where(k == 1, speck, torch.where(k == 2, camera, clean)))
+    if return_sigma:
+        unit = n.std(dim=(2, 3), keepdim=True)  # each channel's marginal std of the field
+        std = torch.where(k == 0, col(sigma).expand_as(clean), torch.where(
+            k == 1, clean * col(var.sqrt()), torch.where(k == 2, camera_std(clean, shot, read),
+                                                         torch.zeros_like(clean))))
+        std = std * unit
     x = torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
 
     lo, hi = r.jpeg_quality
@@ -331,24 +348,30 @@ def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, ge
     twice = do_jpeg & (rand(b) < r.p_double_jpeg)
     q2 = torch.randint(lo, hi + 1, (b,), device=dev, generator=g) * twice
     shift = torch.randint(1, 8, (b, 2), device=dev, generator=g)
-    return jpeg_batch(x, q2, shift, grey=grey)
+    x = jpeg_batch(x, q2, shift, grey=grey)
+    return (x, std) if return_sigma else x
 
 
-def training_batch(clean: torch.Tensor, mix: TrainingMix = TRAIN_MIX,
-                   generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+def training_batch(clean: torch.Tensor, mix: TrainingMix = TRAIN_MIX, generator=None,
+                   return_sigma: bool = False):
     """(clean target, degraded input) for a B×3×H×W batch in [0, 1], in the shares of ``mix``.
 
     Grey patches are made grey *before* damage and stay grey in the target; their synthetic
     damage is drawn on one channel and copied to all three, as a grey photo's would be.
+    ``return_sigma`` adds a third tensor, the per-pixel std of each patch's dense noise
+    (B×C×H×W, [0, 1] units; zero for undamaged patches), from which the noise-level map a
+    noise-map model trains with is made (:func:`cleanvision.noise_level.training_map`). The
+    first two are the same with or without it.
     """
     b, dev, g = clean.shape[0], clean.device, generator
     if clean.shape[1] == 1:  # a grey model: every patch is a grey photo
-        c3, n3 = training_batch(clean.expand(-1, 3, -1, -1), replace(mix, grey=1.0), g)
-        return c3[:, :1], n3[:, :1]
+        out = training_batch(clean.expand(-1, 3, -1, -1), replace(mix, grey=1.0), g, return_sigma)
+        return tuple(t[:, :1] for t in out)
     grey = torch.rand(b, device=dev, generator=g) < mix.grey
     real = torch.rand(b, device=dev, generator=g) < mix.real
     clean = torch.where(grey.view(b, 1, 1, 1), to_grey(clean), clean)
     noisy = torch.empty_like(clean)
+    sigma = torch.zeros_like(clean)
     for is_real in (False, True):
         for is_grey in (False, True):
             sel = ((real == is_real) & (grey == is_grey)).nonzero().flatten()
@@ -356,13 +379,15 @@ def training_batch(clean: torch.Tensor, mix: TrainingMix = TRAIN_MIX,
                 continue
             part = clean[sel]
             if is_real:
-                out = degrade_real_batch(part, grey[sel], g, mix.ranges)
+                out = degrade_real_batch(part, grey[sel], g, mix.ranges, return_sigma=True)
             elif is_grey:
-                out = degrade_batch(part[:, :1], g, mix.synthetic).expand(-1, 3, -1, -1)
+                out = tuple(t.expand(-1, 3, -1, -1) for t in
+                            degrade_batch(part[:, :1], g, mix.synthetic, return_sigma=True))
             else:
-                out = degrade_batch(part, g, mix.synthetic)
-            noisy[sel] = out
+                out = degrade_batch(part, g, mix.synthetic, return_sigma=True)
+            noisy[sel], sigma[sel] = out
     if mix.clean > 0:  # drawn last and only when asked, so earlier mixes replay bit for bit
         keep = torch.rand(b, device=dev, generator=g) < mix.clean
         noisy = torch.where(keep.view(b, 1, 1, 1), clean, noisy)
-    return clean, noisy
+        sigma = torch.where(keep.view(b, 1, 1, 1), torch.zeros_like(sigma), sigma)
+    return (clean, noisy, sigma) if return_sigma else (clean, noisy)

@@ -228,3 +228,25 @@ def test_psnr_loss_is_minus_the_mean_patch_psnr_and_weighs_patches_alike(astrona
     train.residual_loss(pred, target, "psnr", psnr_floor_db=20.0).backward()
     g_low = pred.grad.flatten(1).norm(dim=1)
     assert g_low[1] > 2 * g_low[0]
+
+
+def test_noise_map_run_starts_from_a_blind_model_and_resumes(tmp_path, folder):
+    """--noise_map 1 on blind weights: the run starts as that model (zero map weights), trains
+    the map and its estimator, resumes from its own checkpoints, and saves a model that takes a map."""
+    blind, out = tmp_path / "blind", tmp_path / "map"
+    run(["--train_data_dir", str(folder), "--output_dir", str(blind), "--max_train_steps", "2", *TINY])
+    base = ["--train_data_dir", str(folder), "--output_dir", str(out), *TINY, "--init_from", str(blind),
+            "--noise_map", "1", "--resume_from_checkpoint", "latest"]
+    run(base + ["--max_train_steps", "2"])
+    r = run(base + ["--max_train_steps", "4"])
+    assert "at step 2" in r.stderr
+    model = DnCNN.from_pretrained(out)
+    assert model.noise_map == 1 and model.depth == 4
+    assert model.body[0].weight[:, -1].abs().sum() > 0  # the map's input weights moved off zero
+    from safetensors.torch import load_file
+    at_step_2 = load_file(str(out / "checkpoint-2" / "model.safetensors"))
+    assert not torch.equal(at_step_2["estimator.0.weight"], model.estimator[0].weight)  # the estimator trains
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        low, high = model(x, torch.zeros(1, 1, 32, 32)), model(x, torch.full((1, 1, 32, 32), 0.2))
+    assert not torch.equal(low, high)

@@ -1,0 +1,77 @@
+"""The noise-level map: how noisy a photo is, as an input a noise-map model is given.
+
+A blind network decides from ~50 px of context whether faint grain is noise or texture; how
+noisy a photo is is a property of the whole photo. A noise-map model (FFDNet, Zhang et al.
+2018; CBDNet, Guo et al. 2019) is told: beside the image it takes a map of the standard
+deviation of the noise at each pixel (σ on the 0-255 scale divided by 255), estimated from
+the photo by default and a knob a person can turn (lower keeps texture, higher removes more).
+
+What the map means is fixed by training (:func:`training_map` over
+:func:`cleanvision.real_noise.training_batch`'s ``sigma``): the std of the *dense* noise at
+each pixel — Gaussian σ, speckle σ·x, camera noise through the sRGB curve, correlated noise
+its marginal std — and zero where the only damage is impulses, strokes or JPEG, or none.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+#: Share of training patches whose map is the patch's single RMS level rather than the
+#: per-pixel one: what a person's knob or a one-number-per-photo estimate gives at run time.
+P_CONSTANT = 0.5
+#: Share of training patches whose map is scaled by a random factor in ``JITTER`` (log-uniform),
+#: so an estimate a little off does not hurt.
+P_JITTER = 0.5
+JITTER = (0.8, 1.25)
+
+
+def reduce_channels(sigma: torch.Tensor, channels: int) -> torch.Tensor:
+    """A B×C×H×W per-channel std as a ``channels``-channel map: kept per colour (3), or the
+    RMS over colours (1), which is the std of the noise a grey reading of the photo sees."""
+    if channels == sigma.shape[1]:
+        return sigma
+    if channels != 1:
+        raise ValueError(f"a {sigma.shape[1]}-channel std reduces to 1 channel or stays, not {channels}")
+    return sigma.pow(2).mean(dim=1, keepdim=True).sqrt()
+
+
+def training_map(sigma: torch.Tensor, channels: int = 1, generator: torch.Generator | None = None,
+                 p_constant: float = P_CONSTANT, p_jitter: float = P_JITTER,
+                 jitter: tuple[float, float] = JITTER) -> torch.Tensor:
+    """The map a training patch is given, from its true per-pixel std ``sigma`` (B×C×H×W).
+
+    On a share ``p_constant`` of patches the map is one number per patch (the RMS over its
+    pixels); on a share ``p_jitter`` it is scaled by a log-uniform factor from ``jitter``.
+    """
+    b, dev, g = sigma.shape[0], sigma.device, generator
+    m = reduce_channels(sigma, channels)
+    rms = m.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().expand_as(m)
+    const = torch.rand(b, 1, 1, 1, device=dev, generator=g) < p_constant
+    m = torch.where(const, rms, m)
+    lo, hi = math.log(jitter[0]), math.log(jitter[1])
+    factor = torch.exp(lo + (hi - lo) * torch.rand(b, 1, 1, 1, device=dev, generator=g))
+    scale = torch.where(torch.rand(b, 1, 1, 1, device=dev, generator=g) < p_jitter, factor,
+                        torch.ones_like(factor))
+    return m * scale
+
+
+def as_map(level, shape: tuple[int, int, int, int], channels: int, device=None,
+           dtype=torch.float32) -> torch.Tensor:
+    """A noise level given on the 0-255 scale — one number, one per image, or an H×W / per-channel
+    map — as an N×``channels``×H×W tensor in [0, 1] units (what the model takes)."""
+    n, _, h, w = shape
+    t = torch.as_tensor(level, dtype=dtype, device=device) / 255.0
+    if not torch.isfinite(t).all() or (t < 0).any():
+        raise ValueError("noise level must be finite and >= 0 (σ on the 0-255 scale)")
+    if t.ndim == 0:
+        return t.expand(n, channels, h, w)
+    if t.ndim == 1 and t.shape[0] == n:
+        return t.view(n, 1, 1, 1).expand(n, channels, h, w)
+    if t.ndim == 2 and t.shape == (h, w):
+        return t.expand(n, channels, h, w)
+    if t.ndim == 4 and t.shape[0] == n and t.shape[1] in (1, channels) and t.shape[2:] == (h, w):
+        return t.expand(n, channels, h, w)
+    raise ValueError(f"noise level: expected a number, {n} numbers, an {h}×{w} map or an "
+                     f"N×{channels}×{h}×{w} tensor, got shape {tuple(t.shape)}")

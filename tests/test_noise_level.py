@@ -1,0 +1,121 @@
+"""The noise-level map: what it means in training, the noise-map model that takes it, and
+that a blind model grown into one starts as exactly that model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cleanvision import DnCNN
+from cleanvision.inference import load_model
+from cleanvision.noise import NoiseRanges, add_gaussian_noise, degrade_batch
+from cleanvision.noise_level import as_map, reduce_channels, training_map
+from cleanvision.real_noise import RealRanges, TrainingMix, degrade_real_batch, training_batch
+
+
+def _patches(img: np.ndarray, n: int = 16, size: int = 64) -> torch.Tensor:
+    """``n`` crops of a real photo as a B×3×H×W batch in [0, 1]."""
+    rng = np.random.default_rng(0)
+    h, w = img.shape[:2]
+    crops = [img[y:y + size, x:x + size] for y, x in zip(rng.integers(0, h - size, n), rng.integers(0, w - size, n))]
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def test_sigma_leaves_the_noisy_batch_as_it_was(astronaut):
+    clean = _patches(astronaut)
+    a = training_batch(clean, TrainingMix(), torch.Generator().manual_seed(1))
+    b = training_batch(clean, TrainingMix(), torch.Generator().manual_seed(1), return_sigma=True)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and b[2].shape == clean.shape
+
+
+def test_sigma_is_the_std_of_gaussian_and_speckle_noise(astronaut):
+    """On real photo crops, the map's RMS matches the measured std of noisy − clean (mid-grey
+    photo regions, so clipping does not cut the noise)."""
+    clean = _patches(astronaut, 32) * 0.6 + 0.2
+    gauss = NoiseRanges(sigma=(5, 25), salt_pepper=(0, 0), speckle_var=(0, 0), lines=(0, 0), n_types=(4, 4))
+    noisy, sigma = degrade_batch(clean, torch.Generator().manual_seed(2), gauss, return_sigma=True)
+    measured = (noisy - clean).flatten(1).std(dim=1)
+    claimed = sigma.pow(2).flatten(1).mean(dim=1).sqrt()
+    assert torch.allclose(measured, claimed, rtol=0.05)
+    speckle = NoiseRanges(sigma=(0, 0), salt_pepper=(0, 0), speckle_var=(0.005, 0.02), lines=(0, 0), n_types=(4, 4))
+    noisy, sigma = degrade_batch(clean, torch.Generator().manual_seed(3), speckle, return_sigma=True)
+    ratio = (noisy - clean).flatten(1).std(dim=1) / sigma.pow(2).flatten(1).mean(dim=1).sqrt()
+    assert ((ratio > 0.95) & (ratio < 1.05)).all(), ratio
+
+
+def test_impulses_strokes_and_undamaged_patches_have_level_zero(astronaut):
+    clean = _patches(astronaut)
+    sparse = NoiseRanges(sigma=(0, 0), speckle_var=(0, 0), salt_pepper=(0.05, 0.2), lines=(2, 6), n_types=(4, 4))
+    noisy, sigma = degrade_batch(clean, torch.Generator().manual_seed(4), sparse, return_sigma=True)
+    assert (noisy != clean).any() and (sigma == 0).all()
+    target, noisy, sigma = training_batch(clean, TrainingMix(clean=1.0), torch.Generator().manual_seed(5),
+                                          return_sigma=True)
+    assert torch.equal(noisy, target) and (sigma == 0).all()
+
+
+def test_real_photo_noise_levels(astronaut):
+    """Camera noise: the level follows brightness as the sensor model says; JPEG alone: zero."""
+    clean = _patches(astronaut, 32)
+    camera = RealRanges(p_gaussian=0, p_speckle=0, p_camera=1.0, p_jpeg=0.0, p_spatial=(1, 0, 0, 0),
+                        p_channels=(1, 0, 0), channel_gain=(1, 1))
+    noisy, sigma = degrade_real_batch(clean, generator=torch.Generator().manual_seed(6), ranges=camera,
+                                      return_sigma=True)
+    z = (noisy - clean) / sigma.clamp(min=1e-4)  # unit-variance where the level is well above quantisation
+    big = sigma > 4 / 255
+    assert big.sum() > 1000 and 0.9 < float(z[big].std()) < 1.1
+    jpeg_only = RealRanges(p_gaussian=0, p_speckle=0, p_camera=0, p_jpeg=1.0)
+    noisy, sigma = degrade_real_batch(clean, generator=torch.Generator().manual_seed(7), ranges=jpeg_only,
+                                      return_sigma=True)
+    assert (noisy != clean).any() and (sigma == 0).all()
+
+
+def test_training_map_constant_share_and_jitter():
+    sigma = torch.rand(400, 3, 8, 8) * 0.1
+    m = training_map(sigma, 1, torch.Generator().manual_seed(8))
+    assert m.shape == (400, 1, 8, 8)
+    flat = (m.amax(dim=(1, 2, 3)) == m.amin(dim=(1, 2, 3))).float().mean()
+    assert 0.4 < float(flat) < 0.6  # about half the patches get one level
+    ratio = m.pow(2).mean(dim=(1, 2, 3)).sqrt() / reduce_channels(sigma, 1).pow(2).mean(dim=(1, 2, 3)).sqrt()
+    assert float(ratio.min()) >= 0.8 - 1e-4 and float(ratio.max()) <= 1.25 + 1e-4
+    assert 0.4 < float((ratio - 1).abs().lt(1e-5).float().mean()) < 0.6  # about half not jittered
+
+
+def test_as_map_shapes_and_refusals():
+    assert torch.allclose(as_map(25, (2, 3, 4, 5), 1), torch.full((2, 1, 4, 5), 25 / 255))
+    assert as_map(np.full((4, 5), 10.0), (1, 3, 4, 5), 3).shape == (1, 3, 4, 5)
+    with pytest.raises(ValueError, match=">= 0"):
+        as_map(-1, (1, 3, 4, 5), 1)
+    with pytest.raises(ValueError, match="map"):
+        as_map(np.zeros((3, 3)), (1, 3, 4, 5), 1)
+
+
+def test_a_blind_model_grown_a_map_restores_exactly_as_before(astronaut):
+    """The shipped weights with a zero-weighted map input: the same restoration of a noisy photo,
+    whatever map it is given, and the blind config still loads and refuses a map."""
+    blind = load_model("shipped")
+    grown = DnCNN.with_noise_map(blind, 1).eval()
+    noisy = add_gaussian_noise(astronaut[100:260, 150:310], 25, rng=0)
+    x = torch.from_numpy(noisy).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        ref = blind(x)
+        for level in (0.0, 25 / 255, 50 / 255):
+            assert torch.equal(grown(x, torch.full((1, 1, 160, 160), level)), ref)
+        assert torch.equal(grown(x), ref)  # estimated map: still no weight on it
+    with pytest.raises(ValueError, match="blind"):
+        blind(x, torch.zeros(1, 1, 160, 160))
+    assert blind.noise_map == 0 and grown.estimate_noise(x).shape == (1, 1, 160, 160)
+
+
+def test_the_map_steers_a_noise_map_model(tmp_path):
+    """Once the map has weight, a higher level removes more: the output moves further from the input."""
+    torch.manual_seed(0)
+    m = DnCNN(channels=3, depth=4, width=16, pixel_unshuffle=2, noise_map=1)
+    torch.nn.init.normal_(m.body[-1].weight, std=0.05)
+    m.eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        a, b = m(x, torch.zeros(1, 1, 32, 32)), m(x, torch.full((1, 1, 32, 32), 0.2))
+    assert not torch.equal(a, b)
+    m.save_pretrained(tmp_path)
+    again = DnCNN.from_pretrained(tmp_path)
+    assert again.noise_map == 1 and torch.equal(again(x, torch.zeros(1, 1, 32, 32)), a)
