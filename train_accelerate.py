@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of patches made grey before damage (channel-identical damage)")
     d.add_argument("--clean_fraction", type=float, default=TRAIN_MIX.clean,
                    help="share of patches left undamaged (input = target), so the model learns that a "
-                        "photo may need nothing; 0 = every patch damaged (stages 1-13)")
+                        "photo may need nothing; 0 = every patch damaged")
     d.add_argument("--real_ranges", nargs="+", default=[], metavar="NAME=VALUE",
                    help="override fields of cleanvision.real_noise.RealRanges (default: the shipped "
                         "model's mix) for this run, e.g. p_sigma_log=0 channel_gain=1,1 "

@@ -21,7 +21,7 @@ module adds, batched on the training device like :func:`~cleanvision.noise.degra
   with channel-identical damage, so a grey input is a case the model has seen.
 
 :func:`training_batch` mixes these with the synthetic mixture in the shares of a
-:class:`TrainingMix`; the shipped model's shares are recorded in ``model_card.md``.
+:class:`TrainingMix`; the shipped model's shares are recorded in ``docs/training_history.md``.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class RealRanges:
     blur: tuple[float, float] = (0.6, 1.2)            # width (px) of the blur of blurred noise
     # per-channel noise gain (log-uniform, then renormalised): a camera's white balance
     # amplifies red and blue noise (CC15: R:G:B σ ≈ 1.4 : 1 : 1.3); (1, 1) = equal channels
-    # (stages 3-7); 0.7-1.4 is the shipped mix since stage 8 (model_card.md, "Stage 8")
+    # (stages 3-7); 0.7-1.4 is the shipped mix since stage 8 (docs/training_history.md, "Stage 8")
     channel_gain: tuple[float, float] = (0.7, 1.4)
     speckle_var: tuple[float, float] = (0.002, 0.06)  # multiplicative gain variance
     shot: tuple[float, float] = (2e-4, 2e-2)          # Poisson gain a (log-uniform): var = a·x + b
@@ -63,7 +63,7 @@ class RealRanges:
     p_channels: tuple[float, float, float] = (0.3, 0.45, 0.25)
     # spatial correlation: white, Bayer mosaic + demosaic, half resolution + upsampling, blurred
     # (the shipped model's shares since stage 8; stages 3-7 had (0.4, 0.35, 0.25, 0) and
-    # p_sigma_log 0: model_card.md, "Stage 8")
+    # p_sigma_log 0: docs/training_history.md, "Stage 8")
     p_spatial: tuple[float, float, float, float] = (0.3, 0.3, 0.15, 0.25)
 
 
@@ -110,7 +110,7 @@ class TrainingMix:
     ranges: RealRanges = REAL_RANGES
 
 
-#: What the shipped model trains on (model_card.md, "Training data and noise").
+#: What the shipped model trains on (model_card.md, "Training").
 TRAIN_MIX = TrainingMix()
 #: The synthetic mixture alone: the model before real-photo damage was added.
 SYNTHETIC_ONLY = TrainingMix(real=0.0, grey=0.0, clean=0.0)

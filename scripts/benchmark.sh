@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every quality number in README.md and model_card.md: the shipped model and the classical
+# Every quality number in docs/benchmark.md (and the headline table of README.md and model_card.md): the shipped model and the classical
 # baselines on every benchmark set, then the tables regenerated from the JSON.
 #   bash scripts/benchmark.sh                       # everything (BM3D makes it slow)
 #   bash scripts/benchmark.sh --methods model,noisy,median3,median5,gblur,nlm,nlm5 --update

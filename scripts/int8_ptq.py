@@ -9,7 +9,7 @@ Issue 13's rule: int8 ships only where it costs at most 0.05 dB against ``refere
 weights, uint8 activations, calibrated on degraded crops of *training* photos drawn by
 ``cleanvision.real_noise.training_batch``, never a test set), times it against the fp32 ONNX
 Runtime engine at 512² in one process, scores both on the two gate sets and writes the JSON
-(and its tables, ``.md`` beside it, which README.md includes).
+(and its tables, ``.md`` beside it, which docs/speed.md includes).
 Rerun it whenever the shipped weights change. Nothing here is used by ``engine="auto"`` unless
 the gate passes.
 
@@ -117,7 +117,7 @@ def gate_psnr(engines: dict, pairs: list, desc: str) -> dict[str, np.ndarray]:
 
 
 def markdown(report: dict) -> str:
-    """The JSON as tables for README.md (``<!-- include:int8_ptq.md -->``), naming machine and weights."""
+    """The JSON as tables for docs/speed.md (``<!-- include:int8_ptq.md -->``), naming machine and weights."""
     m = report["machine"]
     runtimes = ", ".join(f"{k} {m[k]}" for k in ("onnxruntime", "openvino") if k in m)
     lines = [f"Machine: {m['cpu']} ({', '.join(k for k, v in m['isa'].items() if v) or 'no listed ISA extension'}), "

@@ -7,6 +7,7 @@ checks determinism, the metrics against scikit-image, and the documents against 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -23,9 +24,11 @@ from cleanvision.image_io import read_image
 
 from conftest import BENCH_SCRIPT, CBSD68, ROOT, load_script, require
 
-DOCS = (ROOT / "README.md", ROOT / "model_card.md")
+#: The documents with every set's full tables (README and model card carry the headline table).
+DOCS = (ROOT / "docs" / "benchmark.md",)
+README, CARD = ROOT / "README.md", ROOT / "model_card.md"
 BENCH_DOCS = ROOT / "docs" / "bench"
-#: Sets whose tables README.md and model_card.md must both show (issue 12's benchmark).
+#: Sets whose tables docs/benchmark.md must show.
 REQUIRED_SETS = {"CBSD68", "Kodak24", "PolyU", "CC15", "BSD68", "Set12"}
 SET = "tinyset"
 CROPS = ((slice(100, 172), slice(150, 238)), (slice(40, 120), slice(200, 264)))  # 72×88 and 80×64
@@ -214,8 +217,9 @@ def check_block_numbers(body: str, doc: dict) -> int:
     return checked
 
 
-def check_model_index(text: str, docs: list[dict], model_key: str | None = None) -> int:
-    """The card parses with huggingface_hub.ModelCard and its model-index holds the JSON's numbers."""
+def check_model_index(text: str, docs: list, model_key: str | None = None) -> int:
+    """The card parses with huggingface_hub.ModelCard and its model-index holds the JSON's numbers
+    (``docs``: results JSONs, or (JSON, conditions) pairs for the headline's conditions only)."""
     from huggingface_hub import ModelCard
 
     card = ModelCard(text, ignore_metadata_errors=False)
@@ -226,10 +230,11 @@ def check_model_index(text: str, docs: list[dict], model_key: str | None = None)
     for e in update_tables.model_index_entries(docs, model_key):
         want[(e["set"], e["config"], "psnr")] = e["psnr"]
         want[(e["set"], e["config"], "ssim")] = e["ssim"]
-    for doc in docs:  # and against the raw JSON, not only the helper
+    for item in docs:  # and against the raw JSON, not only the helper
+        doc, only = item if isinstance(item, tuple) else (item, None)
         key = model_key or evaluate.model_keys(doc)[0]
         for cond, res in doc["results"].items():
-            if key in res:
+            if key in res and (only is None or cond in only):
                 info = doc["conditions"][cond]
                 cfg = f"paper-sigma{info['sigma']:g}" if info["protocol"] == "paper" else cond
                 assert got[(doc["set"], cfg, "psnr")] == pytest.approx(res[key]["psnr"], abs=0.005 + 1e-9)
@@ -256,8 +261,8 @@ def test_update_tables_round_trip(tiny, tmp_path):
         (bench_dir / name / evaluate.JSON_NAME).write_text(json.dumps(d))
         docs.append(d)
     readme, card = tmp_path / "README.md", tmp_path / "model_card.md"
-    readme.write_text(DOCS[0].read_text())
-    text = DOCS[1].read_text()
+    readme.write_text(README.read_text())
+    text = CARD.read_text()
     if update_tables.YAML_START not in text:
         text = text.replace("\n---\n", f"\n{update_tables.YAML_START}\n{update_tables.YAML_END}\n---\n", 1)
     for name in ("CBSD68", "Kodak24"):
@@ -307,8 +312,9 @@ def test_update_tables_round_trip(tiny, tmp_path):
 
 
 def test_documents_match_their_json():
-    """README.md and model_card.md: every marked table equals the JSON it names (docs/bench/<SET>);
-    a block without JSON must still be the placeholder; the model-index (if marked) matches too."""
+    """docs/benchmark.md: every marked table equals the JSON it names (docs/bench/<SET>); a block
+    without JSON must still be the placeholder; the model card's model-index holds its headline
+    sets' numbers."""
     checked = 0
     for path in DOCS:
         text = path.read_text()
@@ -320,19 +326,20 @@ def test_documents_match_their_json():
                 assert "|" not in body, f"{path.name}: bench:{name} shows a table but {BENCH_DOCS / name} has no JSON"
                 continue
             assert check_block_numbers(body, doc) > 0
-            source = Path("docs") / "bench" / name / evaluate.JSON_NAME
+            source = os.path.relpath(BENCH_DOCS / name / evaluate.JSON_NAME, path.parent)
             assert body == update_tables.block_body(doc, str(source)), \
                 f"{path.name}: bench:{name} is out of date; run python scripts/update_tables.py"
             used.append(doc)
             checked += 1
         missing = REQUIRED_SETS - {d["set"] for d in used}
         assert not missing, f"{path.name}: no checked table of {', '.join(sorted(missing))} (markers gone?)"
-        if used and update_tables.YAML_START in text:
-            check_model_index(text, used)
-            checked += 1
-    assert checked == 2 * len(REQUIRED_SETS) + 1  # every table in both documents, and the card's model-index
+    assert checked == len(REQUIRED_SETS)
+    _, headline_sets = update_tables.headline_table(BENCH_DOCS)
+    assert {d["set"] for d, _ in headline_sets} == {"CBSD68", "PolyU", "CC15"}
+    assert check_model_index(CARD.read_text(), headline_sets) == 2 * len(update_tables.HEADLINE)
     # a JSON in docs/bench whose marked block still shows something else makes --check fail
-    assert update_tables.main(["--check", "--bench-dir", str(BENCH_DOCS)] + [str(p) for p in DOCS]) == 0
+    docs = [str(p) for p in (*DOCS, README, CARD)]
+    assert update_tables.main(["--check", "--bench-dir", str(BENCH_DOCS)] + docs) == 0
 
 
 # --------------------------------------------------------------------------- real pairs, grey, extended, --update
