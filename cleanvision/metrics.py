@@ -69,4 +69,30 @@ def ssim_uint8(clean: np.ndarray, restored: np.ndarray) -> float:
     return float(ssim(clean, restored, 255.0)[0])
 
 
-__all__ = ["psnr", "ssim", "psnr_uint8", "ssim_uint8"]
+
+
+def pixel_pattern_score(error: np.ndarray) -> float:
+    """How much of an error image is a fixed 2-pixel pattern (≈ 1 when it has none).
+
+    A network whose body runs on a 2×2 pixel-unshuffle can leave a faint dot grid: the same
+    offset at the same sub-pixel phase of every 2×2 cell. Such a pattern puts its energy in the
+    three Nyquist bins of the spectrum, so the score is the mean power at (H/2, 0), (0, W/2)
+    and (H/2, W/2) over the mean power of all bins, for ``error`` = output − reference (H×W,
+    or H×W×C averaged over channels; an odd side loses its last row or column). Noise without
+    a fixed phase spreads its power evenly and scores about 1.
+    """
+    e = np.asarray(error, dtype=np.float64)
+    if e.ndim == 3:
+        e = e.mean(axis=2)
+    e = e[: e.shape[0] // 2 * 2, : e.shape[1] // 2 * 2]
+    h, w = e.shape
+    if h < 2 or w < 2:
+        raise ValueError(f"need at least a 2×2 error image, got {np.shape(error)}")
+    power = np.abs(np.fft.fft2(e)) ** 2
+    total = power.mean()
+    if total == 0:
+        return 1.0  # no error at all: no pattern either
+    return float(power[[h // 2, 0, h // 2], [0, w // 2, w // 2]].mean() / total)
+
+
+__all__ = ["psnr", "ssim", "psnr_uint8", "ssim_uint8", "pixel_pattern_score"]

@@ -43,3 +43,18 @@ def test_identical_images_and_too_small():
     assert metrics.psnr_uint8(img, img) > 100
     with pytest.raises(ValueError, match="at least 11"):
         metrics.ssim_uint8(img[:8], img[:8])
+
+
+def test_pixel_pattern_score_finds_a_fixed_two_pixel_grid(astronaut):
+    """White noise scores about 1; the same noise plus a faint dot grid at one phase of every
+    2×2 cell (what a pixel-unshuffle body can leave) scores far higher."""
+    from cleanvision.metrics import pixel_pattern_score
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 2.0, astronaut.shape)
+    assert 0.5 < pixel_pattern_score(noise) < 2.0
+    grid = np.zeros(astronaut.shape[:2])
+    grid[0::2, 0::2] = 1.0  # +1 grey level on one pixel of each 2×2 cell
+    assert pixel_pattern_score(noise + grid[..., None]) > 50
+    # a smooth real-photo difference (brightness change) has no Nyquist energy either
+    assert pixel_pattern_score(astronaut.astype(float) * 0.01) < 1.0
