@@ -8,52 +8,109 @@
 
 Under ``accelerate launch -m cleanvision.cli denoise ...`` the files are split across the
 processes (and GPUs), each output written by exactly one process.
+
+``denoise`` and ``degrade`` record the settings of each output in ``OUTDIR/.cleanvision.json``
+(:mod:`cleanvision.provenance`): a re-run skips what was made the same way, lists what was made
+otherwise, and never takes those outputs back as inputs. Library errors speak Python
+(``overwrite=True``); :func:`say` puts them in the command line's words (``--overwrite``).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from .errors import CleanVisionError
-from .image_io import (IMAGE_SUFFIXES, MAX_PIXELS, images_in, join_alpha, output_suffix, read_image, split_alpha,
-                       swap_rb, write_image)
+from .errors import CleanVisionError, OutputExistsError
+from .options import (AUTO_RULE, CPU_TILE_SIZE, DAMAGE, DEFAULT_OPSET, ENGINES, GPU_TILE_SIZE, MAX_OPSET,
+                      MAX_PIXELS, MIN_OPSET)
+
+# Only light modules above: the parser, and so every --help, is built without numpy, OpenCV or
+# torch. Each command imports what it works with when it runs.
+if TYPE_CHECKING:
+    from .provenance import OutputRecord
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+#: What ``cleanvision degrade`` adds to each output's name.
+NOISY_SUFFIX = "_noisy"
 
 
-def collect_inputs(inputs: Sequence[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """``(file, path relative to its input root)`` pairs, and error lines for unusable inputs."""
+def say(e: CleanVisionError) -> str:
+    """A library error in the command line's words: the library speaks of ``overwrite=True``,
+    a command-line user types ``--overwrite``."""
+    if isinstance(e, OutputExistsError):
+        return f"{e.path}: already exists (--overwrite replaces it)"
+    return str(e)
+
+
+def collect_inputs(inputs: Sequence[str], recursive: bool,
+                   earlier_output: Callable[[Path], bool] = lambda f: False
+                   ) -> tuple[list[tuple[Path, Path]], list[str], int]:
+    """``(file, path relative to its input root)`` pairs, error lines for unusable inputs, and
+    how many files found in folders were left out as ``earlier_output`` (files named one by one
+    are always taken)."""
+    from .image_io import IMAGE_SUFFIXES, images_in
+
     items: list[tuple[Path, Path]] = []
     errors: list[str] = []
+    left_out = 0
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
             found = images_in(p, recursive)
-            if not found:
-                errors.append(f"{p}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
-            items += [(f, f.relative_to(p)) for f in found]
+            taken = [f for f in found if not earlier_output(f)]
+            left_out += len(found) - len(taken)
+            if not taken:
+                errors.append(f"{p}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})"
+                              + (f" other than {len(found)} outputs of earlier runs" if found else ""))
+            items += [(f, f.relative_to(p)) for f in taken]
         elif p.exists():
             items.append((p, Path(p.name)))
         else:
             errors.append(f"{p}: no such file or folder")
-    return items, errors
+    return items, errors, left_out
+
+
+def earlier_outputs(record: OutputRecord, suffix: str) -> Callable[[Path], bool]:
+    """Which files are outputs of earlier runs into the output folder, never to be read back as
+    inputs: those its record names, and (when outputs get a suffix) files in it whose names end
+    in that suffix, e.g. ``x_denoised.png``, should the record be gone."""
+    from .image_io import WRITE_SUFFIXES
+
+    recorded, outdir = record.outputs(), record.outdir.resolve()
+
+    def is_output(f: Path) -> bool:
+        r = f.resolve()
+        return r in recorded or bool(suffix) and outdir in r.parents and r.stem.endswith(suffix) \
+            and r.suffix.lower() in WRITE_SUFFIXES
+
+    return is_output
+
+
+#: ``check(src, dest)``: raises unless ``dest`` is to be written (see :func:`_existing`).
+Check = Callable[[Path, Path], None]
 
 
 class Skipped(Exception):
-    """An output that already exists and is kept (no ``--overwrite``): counted, not a failure."""
+    """An output already made with the settings asked for (no ``--overwrite``): counted, not a failure."""
+
+
+class Kept(Exception):
+    """An output made with other settings, or with none recorded (no ``--overwrite``): kept, and
+    listed with how it differs, so a changed setting never silently does nothing."""
 
 
 def _output_path(outdir: Path, rel: Path, suffix: str, ext: str) -> Path:
     return outdir / rel.parent / f"{rel.stem}{suffix}{ext}"
 
 
-def _plan(args: argparse.Namespace, suffix: str, ext: str):
-    items, errors = collect_inputs(args.inputs, args.recursive)
+def _plan(args: argparse.Namespace, suffix: str, ext: str, record: OutputRecord):
+    items, errors, left_out = collect_inputs(args.inputs, args.recursive, earlier_outputs(record, suffix))
+    if left_out:
+        print(f"cleanvision {args.command}: {left_out} file(s) in {record.outdir} that earlier runs wrote "
+              "are not taken as inputs", file=sys.stderr)
     outdir = Path(args.output)
     inputs = {f.resolve() for f, _ in items}
     jobs, seen = [], {}
@@ -86,12 +143,12 @@ def _split_for_processes(jobs: list):
 def _run_jobs(jobs, errors, work, desc: str, outdir: Path, state=None) -> int:
     """Apply ``work(src, dest)`` to each job with a progress bar; print a summary; exit code.
 
-    ``work`` raises :class:`Skipped` for an output it keeps; those are counted and reported,
-    and do not make the exit code 1.
+    ``work`` raises :class:`Skipped` for an output already made this way (counted, exit code
+    unchanged) and :class:`Kept` for one made otherwise (listed, one line each, exit code 1).
     """
     from tqdm.auto import tqdm
 
-    done, skipped = 0, []
+    done, skipped, kept = 0, [], []
     main = state is None or state.is_main_process
     try:
         for src, dest in tqdm(jobs, desc=desc, unit="img", disable=not jobs or not main and state is not None,
@@ -101,37 +158,60 @@ def _run_jobs(jobs, errors, work, desc: str, outdir: Path, state=None) -> int:
                 done += 1
             except Skipped as e:
                 skipped.append(str(e))
+            except Kept as e:
+                kept.append(str(e))
             except CleanVisionError as e:
-                errors.append(str(e))
+                errors.append(say(e))
             except (ValueError, OSError) as e:
                 errors.append(f"{src}: {e}")
     except KeyboardInterrupt:
-        print(f"interrupted: {done} written, {len(jobs) - done - len(skipped)} not processed "
+        print(f"interrupted: {done} written, {len(jobs) - done - len(skipped) - len(kept)} not processed "
               "(no partial files left)", file=sys.stderr)
         return EXIT_INTERRUPTED
     rank = "" if state is None else f"[process {state.process_index}] "
     summary = f"{rank}{done} written to {outdir}"
     if skipped:
-        summary += f", {len(skipped)} skipped (already there; --overwrite replaces them)"
+        summary += f", {len(skipped)} skipped (already made with these settings)"
+    if kept:
+        summary += f", {len(kept)} kept (made with other settings: listed below)"
     print(summary + (f", {len(errors)} failed:" if errors else ""), file=sys.stderr)
     for line in errors:
         print(f"  {line}", file=sys.stderr)
-    return EXIT_FAILED if errors else 0
+    if kept:
+        print(f"{rank}{len(kept)} output(s) kept as they were, made with other settings than these; "
+              "nothing was written for them (rerun with --overwrite to replace them):", file=sys.stderr)
+        for line in kept:
+            print(f"  {line}", file=sys.stderr)
+    return EXIT_FAILED if errors or kept else 0
 
 
-def _final_dest(src: Path, dest: Path, img, overwrite: bool) -> Path:
-    """Where ``img`` (read from ``src``) is written: ``dest``, as TIFF if ``img`` is float;
-    raises :class:`Skipped` when that file exists (and no ``--overwrite``)."""
+def _final_dest(src: Path, dest: Path, img, check: Check) -> Path:
+    """Where ``img`` (read from ``src``) is written: ``dest``, as TIFF if ``img`` is float,
+    after ``check`` of that file."""
+    from .image_io import output_suffix
+
     dest = dest.with_suffix(output_suffix(img, dest.suffix))
-    if not overwrite and dest.exists() and dest.resolve() == src.resolve():
-        raise CleanVisionError(f"{src}: output {dest} is one of the inputs (pass --overwrite to replace it)")
-    _skip_existing(dest, overwrite)
+    check(src, dest)
     return dest
 
 
-def _skip_existing(dest: Path, overwrite: bool) -> None:
-    if dest.exists() and not overwrite:
-        raise Skipped(str(dest))
+def _existing(record: OutputRecord, settings: dict, overwrite: bool, model_name: str | None = None) -> Check:
+    """The check before each output is made. Nothing there, or ``--overwrite``: go ahead. The
+    input itself: refused. Made with these settings: :class:`Skipped`. Made otherwise, or with
+    no record: :class:`Kept`, saying how it differs."""
+    from .provenance import differences
+
+    def check(src: Path, dest: Path) -> None:
+        if overwrite or not dest.exists():
+            return
+        if dest.resolve() == src.resolve():
+            raise CleanVisionError(f"{src}: output {dest} is one of the inputs (pass --overwrite to replace it)")
+        diff = differences(record.get(dest), settings, model_name)
+        if not diff:
+            raise Skipped(str(dest))
+        raise Kept(f"{dest}: {', '.join(diff)}")
+
+    return check
 
 
 def _strength(text: str) -> float:
@@ -145,9 +225,14 @@ def _strength(text: str) -> float:
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
-    from .inference import Denoiser
+    from .image_io import read_image, write_image
+    from .inference import MODEL_ENV, Denoiser
+    from .provenance import OutputRecord, model_identity
 
-    jobs, errors = _plan(args, args.suffix, "." + args.format)
+    if args.engine == "onnxruntime" and args.device and args.device != "cpu":  # said in flags, before any work
+        raise CleanVisionError(f"--engine onnxruntime runs on the CPU; leave out --device {args.device}")
+    record = OutputRecord(args.output)
+    jobs, errors = _plan(args, args.suffix, "." + args.format, record)
     jobs, state = _split_for_processes(jobs)
     if state is not None and state.process_index != 0:
         errors = []  # input errors are reported once, by the main process
@@ -157,29 +242,44 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if state is None or state.process_index == 0:
         print(f"cleanvision denoise: model {args.model or 'shipped'}, {den.engine} engine on {den.device.type}",
               file=sys.stderr)
+    model_name = args.model or os.environ.get(MODEL_ENV) or "shipped"
+    settings = {"model": model_identity(args.model, args.revision), "engine": den.engine,
+                "strength": args.strength}
+    check = _existing(record, settings, args.overwrite, model_name)
 
     def work(src: Path, dest: Path) -> None:
-        _skip_existing(dest, args.overwrite)
+        check(src, dest)  # before the (slow) read and restore
         img = read_image(src, args.max_pixels)
-        write_image(_final_dest(src, dest, img, args.overwrite), den(img, strength=args.strength),
-                    overwrite=args.overwrite)
+        dest = _final_dest(src, dest, img, check)
+        write_image(dest, den(img, strength=args.strength), overwrite=args.overwrite)
+        record.add(dest, "denoise", src, settings, model_name=model_name)
 
-    return _run_jobs(jobs, errors, work, "denoise", Path(args.output), state)
+    try:
+        return _run_jobs(jobs, errors, work, "denoise", Path(args.output), state)
+    finally:  # also after Ctrl-C: what was written is recorded
+        record.save()
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:
+    import json
+
+    from .image_io import join_alpha, read_image, split_alpha, swap_rb, write_image
     from .noise import apply_noise, bench_rng, parse_noise_spec, random_mixture
+    from .provenance import OutputRecord
 
     try:
         spec = parse_noise_spec(args.noise)
     except ValueError as e:
         print(f"cleanvision degrade: {e}", file=sys.stderr)
         return 2
-    jobs, errors = _plan(args, "_noisy", ".png")
+    record = OutputRecord(args.output)
+    jobs, errors = _plan(args, NOISY_SUFFIX, ".png", record)
+    settings = {"noise": args.noise.strip(), "seed": args.seed}
+    check = _existing(record, settings, args.overwrite)
     manifest: dict[str, dict] = {}
 
     def work(src: Path, dest: Path) -> None:
-        _skip_existing(dest, args.overwrite)
+        check(src, dest)
         colour, alpha = split_alpha(read_image(src, args.max_pixels))
         # per file from (seed, noise, file name): independent of file order, and for
         # ``--noise mixed`` the same generator as the frozen benchmark's make_bench.py
@@ -187,12 +287,16 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         bgr = swap_rb(colour)  # the benchmark draws in OpenCV's order
         noisy, params = random_mixture(bgr, rng) if spec is None else apply_noise(bgr, spec, rng)
         noisy = join_alpha(swap_rb(noisy), alpha)
-        dest = _final_dest(src, dest, noisy, args.overwrite)
+        dest = _final_dest(src, dest, noisy, check)
         write_image(dest, noisy, overwrite=args.overwrite)
+        record.add(dest, "degrade", src, settings)
         manifest[str(dest.relative_to(args.output))] = {"source": str(src), "seed": args.seed,
                                                         "noise": params}
 
-    code = _run_jobs(jobs, errors, work, "degrade", Path(args.output))
+    try:
+        code = _run_jobs(jobs, errors, work, "degrade", Path(args.output))
+    finally:
+        record.save()
     if manifest:
         path = Path(args.output) / "degradations.json"
         old = json.loads(path.read_text()) if path.exists() else {}
@@ -227,31 +331,46 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rerun_help(settings: str, example: str, named: str, suffix: str) -> str:
+    """What --help says about outputs already in OUTDIR, and about OUTDIR inside an input folder."""
+    return (f"The settings each output was made with ({settings}) are recorded in OUTDIR/.cleanvision.json. "
+            "Run again, an output already made with the same settings is skipped; one made with other "
+            f"settings (or with none recorded) is kept, listed with how it differs (e.g. '{example}'), and the "
+            "exit code is 1: --overwrite replaces it. Files in OUTDIR that earlier runs wrote (recorded "
+            f"there, or {named}) are never taken as inputs from a folder, so OUTDIR may be an input folder "
+            f"or inside one: no <name>{suffix}{suffix}.")
+
+
 def _add_io(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
     p.add_argument("-r", "--recursive", action="store_true", help="also take images in sub-folders")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace existing outputs (otherwise they are skipped and counted)")
+                   help="replace existing outputs (otherwise those made with the same settings are skipped, "
+                   "those made otherwise are kept and listed)")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                    help=f"refuse images with more pixels (default {MAX_PIXELS:,})")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, from light modules only (see the imports at the top)."""
     from . import __version__
+    from .bench.command import add_eval_parser
+    from .speed import add_arguments as add_bench_arguments
+    from .speed import main_from_args as bench_main
 
-    ap = argparse.ArgumentParser(prog="cleanvision", description="Blind restoration of photos damaged by "
-                                 "Gaussian, salt-and-pepper, speckle and scribble noise.")
+    ap = argparse.ArgumentParser(prog="cleanvision", description="Blind restoration of photos (the damage "
+                                 f"need not be named): {DAMAGE}.")
     ap.add_argument("--version", action="version", version=f"cleanvision {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    from .inference import AUTO_RULE, CPU_TILE_SIZE, ENGINES, GPU_TILE_SIZE
-
     d = sub.add_parser("denoise", help="restore images; writes lossless PNG/TIFF with the input's bit depth",
-                       description="Restore images. Outputs are OUTDIR/<name><suffix>.png (or .tif; float "
-                       "images always .tif), same bit depth and channels as the input. Outputs that already "
-                       "exist are skipped and counted; --overwrite replaces them (an output that would "
-                       "replace an input is refused without it). Exit code 1 if any input failed, else 0.")
+                       description=f"Restore images damaged by {DAMAGE}. Outputs are OUTDIR/<name><suffix>.png "
+                       "(or .tif; float images always .tif), same bit depth and channels as the input. "
+                       + _rerun_help("model, engine, strength", "strength 1 -> 0.5",
+                                     "with --suffix, named <name><suffix>", "<suffix>")
+                       + " An output that would replace an input is refused without --overwrite. Exit code 1 if "
+                       "any input failed or any output was kept, else 0.")
     _add_io(d)
     d.add_argument("--model", default=None, help="model folder or Hub repo id (default: the shipped model, "
                    "or $CLEANVISION_MODEL)")
@@ -272,10 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="png, or tif (deflate-compressed; float images are always tif) (default: png)")
     d.set_defaults(func=cmd_denoise)
 
-    g = sub.add_parser("degrade", help="make noisy copies of clean images (<name>_noisy.png)",
-                       description="Make noisy copies: OUTDIR/<name>_noisy.png (float images: .tif) plus "
-                       "degradations.json with the parameters drawn for each file. Reproducible from --seed "
-                       "and the file name. Outputs that already exist are skipped (--overwrite replaces them).")
+    g = sub.add_parser("degrade", help=f"make noisy copies of clean images (<name>{NOISY_SUFFIX}.png)",
+                       description=f"Make noisy copies: OUTDIR/<name>{NOISY_SUFFIX}.png (float images: .tif) "
+                       "plus degradations.json with the parameters drawn for each file. Reproducible from "
+                       "--seed and the file name. "
+                       + _rerun_help("--noise, --seed", "seed 0 -> 1", f"named <name>{NOISY_SUFFIX}.png or .tif",
+                                     NOISY_SUFFIX))
     _add_io(g)
     g.add_argument("--noise", default="mixed", help="'mixed' (1-3 random types, SPEC.md ranges) or e.g. "
                    "gaussian=25,salt_pepper=0.05,speckle=0.04,scribble=4,thickness=3,jpeg=50 (jpeg: saved as JPEG "
@@ -292,12 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--dry-run", action="store_true", help="check the files and card, list what would be uploaded")
     u.set_defaults(func=cmd_push)
 
-    from .export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
-
     x = sub.add_parser("export", help="write the model as ONNX (BatchNorm folded; dynamic batch, height, width)",
                        description="Write the model as an ONNX file: the folded network the fast engines run, "
                        "input 'image' N×C×H×W float32 in [0, 1], output 'restored' (not clipped). Batch, H and W "
-                       "are dynamic; H and W must be multiples of the pixel-unshuffle factor (pad, then crop). "
+                       "are dynamic, any size from 1×1 up: the graph pads to a multiple of the pixel-unshuffle "
+                       "factor by edge replication and crops back, as the PyTorch model does. "
                        "The opset, cleanvision version, model config, unshuffle factor and receptive radius are "
                        "stored in the file's metadata and printed. Needs the [onnx] extra.")
     x.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the file to write (atomically)")
@@ -309,16 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--overwrite", action="store_true", help="replace OUT.onnx if it exists (otherwise refused)")
     x.set_defaults(func=cmd_export)
 
-    from .speed import add_arguments as add_bench_arguments
-    from .speed import main_from_args as bench_main
-
     b = sub.add_parser("bench", help="speed benchmark: engines vs the reference path and OpenCV NLM",
                        description="Time the reference path, the fast engines and OpenCV non-local means on "
                        "the same image at several sizes; write a JSON and a markdown table.")
     add_bench_arguments(b)
     b.set_defaults(func=bench_main)
-
-    from .bench import add_eval_parser
 
     add_eval_parser(sub)
     return ap
@@ -329,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CleanVisionError as e:
-        print(f"cleanvision {args.command}: {e}", file=sys.stderr)
+        print(f"cleanvision {args.command}: {say(e)}", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -1,8 +1,13 @@
 """The exception types CleanVision raises for problems a user can fix.
 
-Callers (CLI, app) catch these and show the message; anything else is a bug.
+Callers (CLI, app) catch these and show the message; anything else is a bug. Messages speak
+Python (``overwrite=True``), as a caller of the library sees them; the CLI words its own
+(``--overwrite``) where an exception needs one, from the fields kept on it.
 """
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 
 class CleanVisionError(Exception):
@@ -15,6 +20,17 @@ class ImageReadError(CleanVisionError, ValueError):
 
 class ImageWriteError(CleanVisionError, OSError):
     """An output image could not be written (exists, unsupported bit depth, disk error)."""
+
+
+class OutputExistsError(ImageWriteError, FileExistsError):
+    """An output file is already there and was not to be replaced (no ``overwrite=True``).
+
+    ``path`` is the file, so a caller can say in its own words how to replace it.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        super().__init__(f"{self.path}: already exists (pass overwrite=True to replace it)")
 
 
 class WeightsError(CleanVisionError, ValueError):

@@ -9,17 +9,18 @@ convolutions (:meth:`DnCNN.fuse`), pixel-unshuffle, body, pixel-shuffle, and the
 ``image − predicted noise``. One float32 input ``image`` (N×C×H×W, values in [0, 1], RGB order
 for colour models) and one output ``restored`` of the same shape, *not* clipped: clip it to
 [0, 1] (``Denoiser`` does so after its optional ``strength`` blend). Batch, height and width
-are dynamic, but H and W must be multiples of the pixel-unshuffle factor: pad bottom/right by
-edge replication and crop the result, as ``Denoiser`` does. Tiles of a large image must overlap
-by the receptive radius for the tiled result to equal the one-pass one. Both numbers, the
-model's config, the opset and the cleanvision version are in the file's ``metadata_props``.
+are dynamic, and any H and W from 1 up work: the graph itself pads bottom/right by edge
+replication to a multiple of the pixel-unshuffle factor and crops the result back, exactly as
+:meth:`DnCNN.predict_noise` does. Tiles of a large image must overlap by the receptive radius
+for the tiled result to equal the one-pass one. Both numbers, the model's config, the opset and
+the cleanvision version are in the file's ``metadata_props``.
 
 The graph comes from torch's TorchScript-based exporter (``torch.onnx.export(dynamo=False)``):
 with torch pinned to 2.13 it handles this plain conv net with dynamic axes in a quarter of a
 second and needs no package beyond ``onnx``, where the ``torch.export``
 route (``dynamo=True``) would add ``onnxscript`` and ``onnx-ir`` and take seconds. torch marks
 that exporter deprecated; moving to a torch that drops it means ``dynamo=True`` with
-``dynamic_shapes`` (H and W as multiples of the unshuffle factor) and ``onnxscript``.
+``dynamic_shapes`` and ``onnxscript``.
 """
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ import copy
 import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -35,37 +35,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import CleanVisionError, MissingDependencyError
+from .errors import MissingDependencyError, OutputExistsError
+from .hardware import ort_available  # noqa: F401 - re-exported: where the engine's needs are checked
+from .image_io import write_file
 from .model import DnCNN
+from .options import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET  # noqa: F401 - re-exported
 
-#: Widely supported (ONNX Runtime ≥ 1.12, OpenVINO, TensorRT); every op here exists since opset 11.
-DEFAULT_OPSET = 17
-#: The range torch's TorchScript-based exporter writes this network for.
-MIN_OPSET, MAX_OPSET = 11, 20
 INPUT, OUTPUT = "image", "restored"
 INSTALL_HINT = "pip install 'cleanvision[onnx]' (or: pip install onnx onnxruntime)"
 
 
-def ort_available() -> bool:
-    """Whether the ``onnxruntime`` engine can be built here (onnx and onnxruntime installed)."""
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
-
-
 class _Restore(nn.Module):
-    """``x − noise`` for H and W multiples of the unshuffle factor: DnCNN.forward without the
-    padding branch, which would be frozen into the graph at the example input's shape."""
+    """``x − noise`` for any H and W: :meth:`DnCNN.predict_noise` written so that the tracer
+    records the padding from the input's shape. DnCNN's own ``if ph or pw`` branch would be
+    frozen at the example input's shape, so here the padding is always applied, and is zero
+    where H and W are already multiples of the unshuffle factor."""
 
     def __init__(self, model: DnCNN):
         super().__init__()
         self.body, self.scale = model.body, model.scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.scale == 1:
+        s = self.scale
+        if s == 1:
             return x - self.body(x)
-        y = F.pixel_unshuffle(x, self.scale)
-        return x - F.pixel_shuffle(self.body(y), self.scale)
+        h, w = x.shape[-2], x.shape[-1]  # traced as Shape ops: dynamic in the graph
+        y = F.pad(x, (0, (s - w % s) % s, 0, (s - h % s) % s), mode="replicate")
+        noise = F.pixel_shuffle(self.body(F.pixel_unshuffle(y, s)), s)
+        return x - noise[..., :h, :w]
 
 
 def onnx_bytes(model: DnCNN, opset: int = DEFAULT_OPSET) -> bytes:
@@ -79,7 +76,7 @@ def onnx_bytes(model: DnCNN, opset: int = DEFAULT_OPSET) -> bytes:
     plain = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format)  # Denoiser's is channels-last
     net = _Restore(plain.eval().fuse()).eval()
     s = model.scale
-    example = torch.rand(1, model.channels, 8 * s, 6 * s)  # unequal H, W: neither gets frozen
+    example = torch.rand(1, model.channels, 8 * s + 1, 6 * s + 1)  # unequal H, W, both padded: nothing frozen
     axes = {0: "batch", 2: "height", 3: "width"}
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the exporter's own notice that it is deprecated (see above)
@@ -105,7 +102,8 @@ def metadata(model: DnCNN, opset: int, source: str | None = None) -> dict[str, s
         "receptive_radius": str(model.receptive_radius),
         "input": f"{INPUT}: float32 N×{model.channels}×H×W in [0, 1]"
                  + (", RGB" if model.channels == 3 else "")
-                 + f"; H and W multiples of {model.scale} (pad bottom/right by edge replication, then crop)",
+                 + f"; any H and W (padded inside to multiples of {model.scale} by edge replication, "
+                 "bottom/right, and cropped back)",
         "output": f"{OUTPUT}: {INPUT} minus the predicted noise, same shape, not clipped (clip to [0, 1])",
         "tiling": f"tiles must overlap by {model.receptive_radius} px to equal the one-pass result",
     }
@@ -118,12 +116,12 @@ def export_onnx(model: DnCNN, path: str | os.PathLike, opset: int = DEFAULT_OPSE
                 source: str | None = None) -> dict[str, str]:
     """Write ``model`` (BatchNorm folded) to ``path`` as ONNX, atomically; returns the metadata.
 
-    Refuses to replace an existing file unless ``overwrite``. ``source`` (e.g. the model folder
-    or Hub id) is recorded in the metadata.
+    Refuses to replace an existing file unless ``overwrite`` (:class:`OutputExistsError`).
+    ``source`` (e.g. the model folder or Hub id) is recorded in the metadata.
     """
     p = Path(path)
     if p.exists() and not overwrite:
-        raise CleanVisionError(f"{p}: already exists (pass overwrite=True / --overwrite to replace it)")
+        raise OutputExistsError(p)
     data = onnx_bytes(model, opset)  # MissingDependencyError without the onnx package
     import onnx
 
@@ -131,31 +129,8 @@ def export_onnx(model: DnCNN, path: str | os.PathLike, opset: int = DEFAULT_OPSE
     meta = metadata(model, opset, source)
     onnx.helper.set_model_props(proto, meta)
     onnx.checker.check_model(proto)
-    _write_atomically(p, proto.SerializeToString(), overwrite)
+    write_file(p, proto.SerializeToString(), overwrite)  # atomic; OutputExistsError if it appeared meanwhile
     return meta
-
-
-def _write_atomically(p: Path, data: bytes, overwrite: bool) -> None:
-    """A temporary file beside ``p``, then renamed (linked when not overwriting, so a file that
-    appeared meanwhile is never clobbered); nothing half-written is left, even on Ctrl-C."""
-    from .image_io import _link_new, file_mode
-
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        (os.replace if overwrite else _link_new)(tmp, p)
-    except FileExistsError:
-        raise CleanVisionError(f"{p}: already exists (pass --overwrite to replace it)") from None
-    except OSError as e:
-        raise CleanVisionError(f"{p}: cannot write ({e.strerror or e})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def ort_session(model: DnCNN | None, threads: int | None = None, opset: int = DEFAULT_OPSET, graph: bytes | None = None):
@@ -165,7 +140,7 @@ def ort_session(model: DnCNN | None, threads: int | None = None, opset: int = DE
     try:
         import onnxruntime as ort
     except ImportError:
-        raise MissingDependencyError(f'engine="onnxruntime" needs onnxruntime and onnx: {INSTALL_HINT}') from None
+        raise MissingDependencyError(f"the onnxruntime engine needs onnxruntime and onnx: {INSTALL_HINT}") from None
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.inter_op_num_threads = 1

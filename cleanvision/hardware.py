@@ -1,6 +1,7 @@
 """What machine this is, for reports (training info, benchmarks, load tests) and engine choice."""
 from __future__ import annotations
 
+import importlib.util
 import platform
 from functools import lru_cache
 from pathlib import Path
@@ -39,3 +40,9 @@ def isa_summary() -> dict[str, bool]:
 def cpu_native_bf16() -> bool:
     """bfloat16 matrix units (AMX) or instructions (AVX512-BF16); without them bf16 is emulated and slow."""
     return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def ort_available() -> bool:
+    """Whether the ``onnxruntime`` engine can be built here (onnx and onnxruntime installed);
+    asks the import system without importing either, so ``--help`` stays instant."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))

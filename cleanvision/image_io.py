@@ -33,10 +33,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ImageReadError, ImageWriteError
-
-#: Default largest image accepted, in pixels (about a 100-megapixel photo).
-MAX_PIXELS = 100_000_000
+from .errors import ImageReadError, ImageWriteError, OutputExistsError
+from .options import MAX_PIXELS  # noqa: F401 - re-exported: the default of every read
 #: Every file suffix read as an image (lower case); the one list for listing folders.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 #: Suffixes written (losslessly).
@@ -263,11 +261,20 @@ def encode_image(img: np.ndarray, suffix: str = ".png") -> bytes:
 
 
 def write_image(path: str | os.PathLike, img: np.ndarray, overwrite: bool = False) -> Path:
-    """Write losslessly and atomically; refuse to replace an existing file unless ``overwrite``."""
+    """Write losslessly and atomically; refuse to replace an existing file unless ``overwrite``
+    (:class:`~cleanvision.errors.OutputExistsError`, an ``ImageWriteError``)."""
     p = Path(path)
     if p.exists() and not overwrite:
-        raise ImageWriteError(f"{p}: already exists (pass overwrite=True / --overwrite to replace it)")
-    data = encode_image(img, p.suffix or ".png")
+        raise OutputExistsError(p)
+    return write_file(p, encode_image(img, p.suffix or ".png"), overwrite)
+
+
+def write_file(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
+    """Write ``data`` atomically: a temporary file beside ``path``, renamed into place (linked
+    when not ``overwrite``, so a file that appeared meanwhile is never clobbered), with the mode
+    ``open()`` would give; nothing half-written is left, even on Ctrl-C. The one atomic writer
+    for images, exported models and the CLI's records."""
+    p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
     try:
@@ -280,8 +287,8 @@ def write_image(path: str | os.PathLike, img: np.ndarray, overwrite: bool = Fals
             os.replace(tmp, p)
         else:
             _link_new(tmp, p)
-    except FileExistsError:
-        raise ImageWriteError(f"{p}: already exists (pass --overwrite to replace it)") from None
+    except FileExistsError:  # it appeared while this was being written
+        raise OutputExistsError(p) from None
     except OSError as e:
         raise ImageWriteError(f"{p}: cannot write ({e.strerror or e})") from None
     finally:  # also on Ctrl-C: never leave the temporary file behind

@@ -20,19 +20,15 @@ import numpy as np
 import torch
 
 from .errors import WeightsError
-from .export import ort_available
-from .hardware import cpu_native_bf16
+from .hardware import cpu_native_bf16, ort_available
 from .image_io import dtype_white, join_alpha, split_alpha
 from .model import DnCNN
+from .options import AUTO_RULE, CPU_TILE_SIZE, ENGINES, GPU_TILE_SIZE  # noqa: F401 - re-exported
 
 #: The weights that ship inside the package; ``Denoiser.from_pretrained()`` loads these.
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "default"
 #: Environment variable that picks another default model (a folder or a Hub repo id).
 MODEL_ENV = "CLEANVISION_MODEL"
-#: The engines a Denoiser runs (the one list; the CLI's ``--engine`` choices come from it).
-ENGINES = ("auto", "reference", "fp32", "bf16", "onnxruntime")
-#: What ``engine="auto"`` picks, in words (for ``--help`` texts); the rule is ``Denoiser._resolve``.
-AUTO_RULE = "bf16 where the hardware computes it natively, else onnxruntime on a CPU where installed, else fp32"
 
 Progress = Callable[[int, int], None]
 
@@ -74,13 +70,6 @@ def load_model(name_or_path: str | os.PathLike | None = None, revision: str | No
         raise WeightsError(f"{name}: config.json does not describe a DnCNN ({e})") from None
     except Exception as e:  # noqa: BLE001 - hub errors: offline, missing repo, auth
         raise WeightsError(f"{name}: cannot load model ({type(e).__name__}: {e})") from None
-
-
-CPU_TILE_SIZE = 384
-"""Fastest tile side on a 2-core CPU (``cleanvision bench --tile-sweep``, docs/bench/speed_intel_amx.md):
-small tiles keep a layer's activations in cache, which outweighs the extra overlap."""
-GPU_TILE_SIZE = 1024
-"""On a GPU bigger tiles mean fewer, fuller kernel launches (not swept here: no GPU)."""
 
 
 def default_tile_size(device: torch.device) -> int:

@@ -20,10 +20,12 @@ import queue
 import statistics
 import time
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .hardware import cpu_name, isa_summary
+
+if TYPE_CHECKING:  # numpy is imported where it is used: `cleanvision bench --help` needs none of it
+    import numpy as np
 
 DEFAULT_SIZES = "512x512,2040x1080,3840x2160"
 
@@ -152,6 +154,7 @@ def int8_matmul(b: np.ndarray):
     into int16 (``vpmaddubsw``), which saturates when both operands are near full range; with
     ``|b| < 64`` the product is exact everywhere.
     """
+    import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     from .export import ort_session
@@ -173,6 +176,8 @@ def int8_matmul_peak_gops(max_n: int = 1024, min_seconds: float = 0.05, repeats:
     ``max_n`` stops at 1024: on an AVX2 EPYC, ONNX Runtime 1.32 ran 1024² at about 165 GOP/s
     and 2048² at about 4, so the peak is read below that cliff.
     """
+    import numpy as np
+
     rng = np.random.default_rng(0)
 
     def multiply(n: int):
@@ -190,8 +195,7 @@ def engine_precision(engine: str) -> str:
 
 def default_engines() -> list[str]:
     """The engines worth timing here: bf16 only where it is native, ONNX Runtime where installed."""
-    from .export import ort_available
-    from .hardware import cpu_native_bf16
+    from .hardware import cpu_native_bf16, ort_available
 
     engines = ["reference", "fp32"]
     if cpu_native_bf16():
@@ -271,6 +275,8 @@ def quality_pairs(folder: Path, limit: int | None) -> tuple[str, list[tuple[np.n
     ``make_bench.py`` makes it (same generator, drawn in OpenCV's channel order:
     :func:`~cleanvision.image_io.swap_rb`), so this is the frozen benchmark without its files.
     """
+    import numpy as np
+
     from .bench.sets import read_clean, real_pairs
     from .image_io import images_in, swap_rb
     from .noise import bench_rng, random_mixture
@@ -294,6 +300,7 @@ def engine_quality(model: str | None, folder: str | Path, engines: list[str], li
 
     This is the gate an engine must pass to be chosen: within 0.05 dB of ``reference``.
     """
+    import numpy as np
     from tqdm.auto import tqdm
 
     from .inference import Denoiser
@@ -352,7 +359,7 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model folder or Hub repo id (default: shipped)")
     p.add_argument("--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES), help=f"default {DEFAULT_SIZES}")
-    from .inference import ENGINES
+    from .options import ENGINES
 
     p.add_argument("--engines", default=",".join(default_engines()),
                    help=f"comma-separated, of {', '.join(ENGINES)} (default here: %(default)s; bf16 only "

@@ -16,6 +16,7 @@ from cleanvision.cli import main
 from cleanvision.image_io import read_image, write_image
 from cleanvision.metrics import psnr_uint8
 from cleanvision.noise import add_gaussian_noise
+from cleanvision.provenance import RECORD_NAME
 
 from corpus import build
 
@@ -47,7 +48,7 @@ def test_denoise_raises_psnr_and_keeps_going_past_bad_files(tmp_path, noisy_dir,
     assert len(failures) == 4
     for name in ("notes.png", "empty.png", "truncated.png", "nothing"):
         assert sum(name in l for l in failures) == 1, err
-    assert sorted(p.name for p in out.iterdir()) == ["astronaut.png"]
+    assert sorted(p.name for p in out.iterdir()) == [RECORD_NAME, "astronaut.png"]
 
 
 def test_denoise_never_overwrites_and_skips_what_is_there(tmp_path, noisy_dir, capsys):
@@ -60,7 +61,7 @@ def test_denoise_never_overwrites_and_skips_what_is_there(tmp_path, noisy_dir, c
     kept = (out / "astronaut.png").read_bytes()
     assert main(["denoise", str(noisy_dir), "-o", str(out)]) == 0
     err = capsys.readouterr().err
-    assert f"0 written to {out}, 1 skipped" in err and "failed" not in err, err
+    assert f"0 written to {out}, 1 skipped (already made with these settings)" in err and "failed" not in err, err
     assert (out / "astronaut.png").read_bytes() == kept
     assert main(["denoise", str(noisy_dir), "-o", str(out), "--overwrite"]) == 0
     assert (out / "astronaut.png").read_bytes() == first
@@ -183,7 +184,8 @@ def test_degrade_is_reproducible_and_records_parameters(tmp_path, astronaut, cap
     unclipped = (astronaut > 80) & (astronaut < 175)
     assert abs(diff[unclipped].std() - 25) < 1.0
     before = (c / "0001_noisy.png").read_bytes()
-    assert main(["degrade", str(tmp_path / "clean"), "-o", str(c), "--noise", "gaussian=25"]) == 0  # skipped
+    capsys.readouterr()
+    assert main(["degrade", str(tmp_path / "clean"), "-o", str(c), "--noise", "gaussian=25", "--seed", "3"]) == 0
     assert "2 skipped" in capsys.readouterr().err and (c / "0001_noisy.png").read_bytes() == before
     assert main(["degrade", str(tmp_path / "clean"), "-o", str(c), "--noise", "blur=3"]) == 2
     assert "bad noise spec" in capsys.readouterr().err
@@ -253,10 +255,11 @@ def test_interrupted_folder_leaves_no_partial_files(tmp_path, astronaut):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     assert "interrupted" in err
-    written = list(out.iterdir())
+    written = [f for f in out.iterdir() if f.name != RECORD_NAME]
     assert 1 <= len(written) < 6 and all(f.suffix == ".png" for f in written)
     for f in written:
         assert read_image(f).shape == astronaut.shape
+    assert set(json.loads((out / RECORD_NAME).read_text())) == {f.name for f in written}  # recorded on Ctrl-C too
     shutil.rmtree(out)
 
 
@@ -271,5 +274,158 @@ def test_denoise_splits_files_across_two_processes(tmp_path, astronaut):
                         "--master_port", "29541", "-m", "cleanvision.cli", "denoise", str(src), "-o", str(out)],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == [f"{i}.png" for i in range(5)]
+    assert sorted(p.name for p in out.iterdir()) == [RECORD_NAME] + [f"{i}.png" for i in range(5)]
     assert "[process 0] 3 written" in r.stderr and "[process 1] 2 written" in r.stderr
+    # both processes' entries in the one record (merged under a lock, none lost)
+    assert sorted(json.loads((out / RECORD_NAME).read_text())) == [f"{i}.png" for i in range(5)]
+
+
+# --------------------------------------------------------------------------- re-runs and records
+
+
+def _kept(err: str) -> list[str]:
+    """The lines listing outputs kept because they were made otherwise (after their heading)."""
+    lines = err.splitlines()
+    start = next(i for i, line in enumerate(lines) if "made with other settings than these" in line)
+    return [line.strip() for line in lines[start + 1:] if line.startswith("  ")]
+
+
+@pytest.fixture()
+def two_photos(tmp_path, astronaut, coffee):
+    d = tmp_path / "photos"
+    write_image(d / "astronaut.png", add_gaussian_noise(astronaut[100:228, 150:310], 25, rng=0))
+    write_image(d / "coffee.png", add_gaussian_noise(coffee[:96, 200:328], 25, rng=1))
+    return d
+
+
+def test_rerun_with_other_settings_lists_each_kept_output_and_how_it_differs(tmp_path, two_photos, camera, capsys):
+    """Another --strength, --engine or --model over the same outputs writes nothing over them, but
+    says per file how the settings differ and how to replace them, and exits 1; the same settings
+    again skip with exit 0; --overwrite replaces them and records what it did."""
+    out = tmp_path / "out"
+    run = lambda *extra: main(["denoise", str(two_photos), "-o", str(out), "--engine", "fp32", *extra])  # noqa: E731
+    a, c = out / "astronaut.png", out / "coffee.png"
+    assert run() == 0
+    first = {p: p.read_bytes() for p in (a, c)}
+    capsys.readouterr()
+    assert run() == 0
+    assert "0 written to" in (err := capsys.readouterr().err) and "2 skipped (already made with these settings)" in err
+
+    assert run("--strength", "0.5") == 1
+    err = capsys.readouterr().err
+    assert "0 written" in err and "2 kept" in err and "rerun with --overwrite to replace them" in err
+    assert _kept(err) == [f"{a}: strength 1 -> 0.5", f"{c}: strength 1 -> 0.5"]
+    assert main(["denoise", str(two_photos), "-o", str(out), "--engine", "reference", "--strength", "0.5"]) == 1
+    assert _kept(capsys.readouterr().err)[0] == f"{a}: engine fp32 -> reference, strength 1 -> 0.5"
+    from cleanvision import DnCNN
+
+    DnCNN(depth=3, width=4).save_pretrained(tmp_path / "tiny")
+    assert run("--model", str(tmp_path / "tiny")) == 1
+    line = _kept(capsys.readouterr().err)[0]
+    assert line.startswith(f"{a}: model shipped (weights sha256 ")
+    assert f"-> {tmp_path / 'tiny'} (weights sha256 " in line
+    assert {p: p.read_bytes() for p in (a, c)} == first  # nothing was replaced
+
+    assert run("--strength", "0.5", "--overwrite") == 0
+    assert all(p.read_bytes() != first[p] for p in (a, c))
+    record = json.loads((out / RECORD_NAME).read_text())
+    assert record["astronaut.png"]["settings"]["strength"] == 0.5 and record["coffee.png"]["command"] == "denoise"
+    capsys.readouterr()
+    assert run("--strength", "0.5") == 0 and "2 skipped" in capsys.readouterr().err
+
+    # an output there with no record (put there by hand): kept and said, never silently skipped
+    write_image(two_photos / "camera.png", camera[:64, :64])
+    write_image(out / "camera.png", camera[:64, :64])
+    assert run("--strength", "0.5") == 1
+    assert _kept(capsys.readouterr().err) == [f"{out / 'camera.png'}: no record of the settings it was made with"]
+
+
+def test_degrade_rerun_with_other_noise_or_seed_is_listed(tmp_path, astronaut, capsys):
+    clean = tmp_path / "clean"
+    write_image(clean / "0001.png", astronaut[:128, :128])
+    out = tmp_path / "noisy"
+    assert main(["degrade", str(clean), "-o", str(out), "--seed", "0"]) == 0
+    before = (out / "0001_noisy.png").read_bytes()
+    capsys.readouterr()
+    assert main(["degrade", str(clean), "-o", str(out), "--seed", "1"]) == 1
+    assert _kept(capsys.readouterr().err) == [f"{out / '0001_noisy.png'}: seed 0 -> 1"]
+    assert main(["degrade", str(clean), "-o", str(out), "--noise", "gaussian=25"]) == 1
+    assert _kept(capsys.readouterr().err) == [f"{out / '0001_noisy.png'}: noise mixed -> gaussian=25"]
+    assert (out / "0001_noisy.png").read_bytes() == before
+    assert main(["degrade", str(clean), "-o", str(out), "--seed", "1", "--overwrite"]) == 0
+    assert (out / "0001_noisy.png").read_bytes() != before
+    assert json.loads((out / "degradations.json").read_text())["0001_noisy.png"]["seed"] == 1
+
+
+def test_outputs_written_into_an_input_folder_are_never_read_back(tmp_path, two_photos, capsys):
+    """OUTDIR = the input folder, or inside a folder scanned with -r: a second run takes only the
+    photos, never the outputs (no x_denoised_denoised.png, no out/out/), and says so."""
+    photos = two_photos
+    for _ in range(2):
+        assert main(["denoise", str(photos), "-o", str(photos), "--suffix", "_denoised", "--engine", "fp32"]) == 0
+    names = sorted(p.name for p in photos.iterdir())
+    assert names == [RECORD_NAME, "astronaut.png", "astronaut_denoised.png", "coffee.png", "coffee_denoised.png"]
+    err = capsys.readouterr().err
+    assert f"2 file(s) in {photos} that earlier runs wrote are not taken as inputs" in err and "2 skipped" in err
+    # the record gone, the suffix alone still tells outputs from photos
+    (photos / RECORD_NAME).unlink()
+    assert main(["denoise", str(photos), "-o", str(photos), "--suffix", "_denoised", "--engine", "fp32"]) == 1
+    assert "no record of the settings" in capsys.readouterr().err
+    assert not list(photos.glob("*_denoised_denoised*"))
+
+    tree = tmp_path / "tree"
+    shutil.copytree(photos, tree / "sub")
+    shutil.move(tree / "sub" / "coffee.png", tree / "coffee.png")
+    for p in tree.rglob("*_denoised.png"):
+        p.unlink()
+    for _ in range(2):
+        assert main(["denoise", str(tree), "-r", "-o", str(tree / "clean"), "--engine", "fp32"]) == 0
+    assert sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.png")) == [
+        "clean/coffee.png", "clean/sub/astronaut.png", "coffee.png", "sub/astronaut.png"]
+
+    for _ in range(2):  # degrade's outputs likewise
+        assert main(["degrade", str(tree / "sub"), "-o", str(tree / "sub")]) == 0
+    assert sorted(p.name for p in (tree / "sub").glob("*.png")) == ["astronaut.png", "astronaut_noisy.png"]
+
+
+# --------------------------------------------------------------------------- help
+
+
+def test_building_the_parser_and_every_help_import_nothing_heavy():
+    """`cleanvision --help` and each subcommand's --help: no torch, numpy, OpenCV, ONNX or Hub
+    client is imported for them (they would take seconds); the package's names still import."""
+    heavy = ("torch", "numpy", "cv2", "onnx", "onnxruntime", "huggingface_hub", "PIL", "accelerate")
+    code = f"""
+import contextlib, io, sys
+from cleanvision.cli import main
+for sub in ([], ["denoise"], ["degrade"], ["push"], ["export"], ["bench"], ["eval"]):
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main([*sub, "--help"])
+        except SystemExit as e:
+            assert e.code == 0, sub
+print(sorted(m for m in {heavy!r} if m in sys.modules))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", r.stdout
+    code = ("import sys, cleanvision; assert 'torch' not in sys.modules; "
+            "from cleanvision import Denoiser, DnCNN, CleanVisionError; from cleanvision.model import DnCNN as D; "
+            "assert DnCNN is D and 'Denoiser' in dir(cleanvision); print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_help_names_every_kind_of_damage(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "2000")  # one line per paragraph: words are not split at hyphens
+    for sub in ([], ["denoise"]):
+        with pytest.raises(SystemExit):
+            main([*sub, "--help"])
+        text = capsys.readouterr().out
+        for words in ("Gaussian", "salt-and-pepper", "speckle", "scribbles", "scratches", "camera sensor noise",
+                      "JPEG artefacts", "noisy grey photos"):
+            assert words in text, (sub, words)
+    with pytest.raises(SystemExit):
+        main(["denoise", "--help"])
+    text = capsys.readouterr().out
+    assert ".cleanvision.json" in text and "never taken as inputs" in text and "--overwrite" in text

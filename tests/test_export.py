@@ -14,7 +14,7 @@ import torch
 from cleanvision import CleanVisionError, Denoiser
 from cleanvision import export as export_mod
 from cleanvision.cli import main
-from cleanvision.errors import MissingDependencyError
+from cleanvision.errors import MissingDependencyError, OutputExistsError
 from cleanvision.noise import add_gaussian_noise
 
 TOL = 1 / 255
@@ -54,6 +54,7 @@ def test_export_records_opset_and_what_a_user_needs(exported, reference, capsys)
                                           "pixel_unshuffle": model.scale, "batch_norm": False}
     assert meta["pixel_unshuffle"] == str(model.scale) and meta["receptive_radius"] == str(model.receptive_radius)
     assert meta["cleanvision_version"] and meta["source"] == "shipped"
+    assert "any H and W" in meta["input"] and "multiples" in meta["input"]  # padded inside, not by the caller
     assert not any(n.op_type == "BatchNormalization" for n in proto.graph.node)  # folded
     for value in (proto.graph.input[0], proto.graph.output[0]):
         dims = value.type.tensor_type.shape.dim
@@ -75,11 +76,34 @@ def test_exported_file_matches_reference_engine(exported, reference, noisy, size
         assert np.abs(want - crop).mean() > 10 * TOL  # it did restore something
 
 
-def test_export_refuses_to_overwrite(tmp_path, capsys):
+@pytest.mark.parametrize("size", [(1, 1), (1, 2), (2, 1), (101, 101), (37, 50)])
+def test_exported_graph_takes_any_size(exported, reference, astronaut, size):
+    """Sizes that are not multiples of the pixel-unshuffle factor, down to one pixel, go through
+    the exported file itself in plain ONNX Runtime (no Denoiser around it): the graph pads by
+    edge replication and crops back, as DnCNN.forward does, to within 1 grey level."""
+    h, w = size
+    crop = add_gaussian_noise(astronaut[211:211 + h, 137:137 + w], 25, rng=7)  # a real photo, real noise
+    x = np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32) / 255
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": x})[0]
+    with torch.inference_mode():
+        want = reference.model(torch.from_numpy(x)).numpy()
+    assert got.shape == x.shape
+    assert np.abs(got - want).max() <= TOL
+    if h * w > 100:
+        assert np.abs(want - x).mean() > 10 * TOL / 3  # it did restore something
+
+
+def test_export_refuses_to_overwrite(tmp_path, reference, capsys):
     path = tmp_path / "model.onnx"
     path.write_bytes(b"keep me")
     assert main(["export", "--onnx", str(path)]) == 1
-    assert "already exists" in capsys.readouterr().err and path.read_bytes() == b"keep me"
+    err = capsys.readouterr().err
+    assert "already exists" in err and path.read_bytes() == b"keep me"
+    assert "--overwrite" in err and "overwrite=True" not in err  # the command line speaks in flags ...
+    with pytest.raises(OutputExistsError) as e:
+        export_mod.export_onnx(reference.model, path)
+    assert "overwrite=True" in str(e.value) and "--overwrite" not in str(e.value)  # ... the library in arguments
     assert main(["export", "--onnx", str(path), "--overwrite", "--opset", "13"]) == 0
     assert "opset: 13" in capsys.readouterr().out
     assert {p.key: p.value for p in onnx.load(str(path)).metadata_props}["opset"] == "13"
@@ -140,13 +164,16 @@ def test_a_prebuilt_session_gets_the_same_tiling(reference, astronaut, exported)
         Denoiser(model, engine="fp32", session=inner)
 
 
-def test_cli_denoise_with_the_onnxruntime_engine(tmp_path, astronaut):
+def test_cli_denoise_with_the_onnxruntime_engine(tmp_path, astronaut, capsys):
     from cleanvision.image_io import read_image, write_image
 
     src = tmp_path / "in" / "a.png"
     write_image(src, add_gaussian_noise(astronaut[:96, :128], 25, rng=4))
     assert main(["denoise", str(src), "-o", str(tmp_path / "out"), "--engine", "onnxruntime"]) == 0
     assert read_image(tmp_path / "out" / "a.png").shape == (96, 128, 3)
+    capsys.readouterr()
+    assert main(["denoise", str(src), "-o", str(tmp_path / "gpu"), "--engine", "onnxruntime", "--device", "cuda"]) == 1
+    assert "--engine onnxruntime runs on the CPU" in capsys.readouterr().err  # in flags, not engine="..."
 
 
 def test_missing_onnxruntime_is_a_clear_error(monkeypatch):

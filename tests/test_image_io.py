@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from cleanvision import ImageReadError, ImageWriteError
+from cleanvision import ImageReadError, ImageWriteError, OutputExistsError
 from cleanvision.image_io import decode_image, read_image, write_image
 
 from corpus import build
@@ -54,8 +54,11 @@ def test_lossless_roundtrip(tmp_path, astronaut, suffix, kind):
 
 def test_write_never_clobbers_and_leaves_no_partial_files(tmp_path, astronaut):
     p = write_image(tmp_path / "a.png", astronaut)
-    with pytest.raises(ImageWriteError, match="already exists"):
+    with pytest.raises(ImageWriteError, match="already exists") as e:
         write_image(p, astronaut[::2])
+    # a Python caller is told the argument, not the command line's flag; the CLI words its own
+    assert "overwrite=True" in str(e.value) and "--overwrite" not in str(e.value)
+    assert isinstance(e.value, OutputExistsError) and isinstance(e.value, FileExistsError) and e.value.path == p
     assert np.array_equal(read_image(p), astronaut)
     write_image(p, astronaut[::2], overwrite=True)
     assert read_image(p).shape[0] == 256

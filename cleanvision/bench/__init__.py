@@ -2,6 +2,7 @@
 
 Modules, one concern each:
 
+* :mod:`~cleanvision.bench.options`: the conditions, methods and defaults ``cleanvision eval`` offers;
 * :mod:`~cleanvision.bench.sets`: clean sets, the frozen noisy benchmark of ``../shared/bench``,
   the paper protocol's noise, real noisy/truth pairs, the undamaged condition;
 * :mod:`~cleanvision.bench.methods`: the models and classical baselines compared;
@@ -11,17 +12,36 @@ Modules, one concern each:
 * :mod:`~cleanvision.bench.command`: the command line (``cleanvision eval``, ``python -m cleanvision.bench``).
 
 Library functions raise :class:`~cleanvision.bench.sets.BenchError`; the CLI turns it into a
-message and an exit code.
+message and an exit code. The names below are imported on first use, so that building the
+``cleanvision`` parser (and its ``--help``) does not load numpy, OpenCV or torch.
 """
-from .command import FIGURE_NAME, JSON_NAME, MD_NAME, add_eval_parser, build_parser, main_from_args
-from .methods import ALL_METHODS, Method, build_methods, training_stages
-from .published import QUOTED
-from .render import model_keys, render_markdown
-from .run import evaluate_set, merge_into, ssim_value
-from ..image_io import centre_crop
-from .sets import EXTENDED_CONDITIONS, FROZEN_CONDITIONS, UNDAMAGED, BenchError
+from __future__ import annotations
 
-__all__ = ["ALL_METHODS", "EXTENDED_CONDITIONS", "FIGURE_NAME", "FROZEN_CONDITIONS", "JSON_NAME", "MD_NAME",
-           "QUOTED", "BenchError", "Method", "add_eval_parser", "build_methods", "build_parser", "centre_crop",
-           "evaluate_set", "main_from_args", "merge_into", "model_keys", "render_markdown", "ssim_value",
-           "training_stages", "UNDAMAGED"]
+import importlib
+
+#: Each public name and the module it comes from.
+_HOMES = {
+    "FIGURE_NAME": ".command", "JSON_NAME": ".command", "MD_NAME": ".command", "add_eval_parser": ".command",
+    "build_parser": ".command", "main_from_args": ".command",
+    "ALL_METHODS": ".methods", "Method": ".methods", "build_methods": ".methods", "training_stages": ".methods",
+    "QUOTED": ".published",
+    "model_keys": ".render", "render_markdown": ".render",
+    "evaluate_set": ".run", "merge_into": ".run", "ssim_value": ".run",
+    "centre_crop": "..image_io",
+    "EXTENDED_CONDITIONS": ".sets", "FROZEN_CONDITIONS": ".sets", "UNDAMAGED": ".sets", "BenchError": ".sets",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
+
+
+__all__ = sorted(_HOMES)

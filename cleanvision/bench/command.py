@@ -48,14 +48,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from ..inference import AUTO_RULE, ENGINES
-from .methods import ALL_METHODS, DEFAULT_BM3D_LIMIT, Method, build_methods
-from .render import make_figure, render_markdown
-from .run import evaluate_set, merge_into
-from .sets import (AUTO_PAPER_CROP, DEFAULT_MAKE_BENCH, EXTENDED_CONDITIONS, FROZEN_CONDITIONS, PAPER_SIGMAS,
-                   UNDAMAGED, BenchError)
+from ..options import AUTO_RULE, ENGINES
+from .options import (ALL_METHODS, AUTO_PAPER_CROP, DEFAULT_BM3D_LIMIT, DEFAULT_MAKE_BENCH, EXTENDED_CONDITIONS,
+                      FROZEN_CONDITIONS, PAPER_SIGMAS, UNDAMAGED)
+
+# The modules that do the work (numpy, OpenCV, torch) are imported by main_from_args, not here:
+# this module builds the ``cleanvision eval`` parser, whose --help must not wait for them.
+if TYPE_CHECKING:
+    from .methods import Method
 
 JSON_NAME, MD_NAME, FIGURE_NAME = "results.json", "results.md", "figure.png"
 #: Every condition --conditions takes, and what 'all' means.
@@ -109,6 +111,11 @@ def _split(text: str) -> list[str]:
 def main_from_args(args: argparse.Namespace) -> int:
     import torch
 
+    from .methods import build_methods
+    from .render import render_markdown
+    from .run import evaluate_set
+    from .sets import BenchError
+
     methods_wanted = _split(args.methods)
     conditions = _split(args.conditions)
     if conditions == ["all"]:
@@ -155,7 +162,7 @@ def main_from_args(args: argparse.Namespace) -> int:
         doc["arguments"] = arguments
         doc["wall_seconds"] = time.perf_counter() - t0
         if args.update and (out / JSON_NAME).is_file():
-            doc = merge_into(json.loads((out / JSON_NAME).read_text()), doc)
+            doc = _merge_for_update(out / JSON_NAME, doc)
         write_outputs(doc, crops, methods, out, args.crop_size)
         print(f"{set_name}: {out / JSON_NAME}, {out / MD_NAME}" + (f", {out / FIGURE_NAME}" if crops else "")
               + f" ({doc['wall_seconds']:.0f} s)", file=sys.stderr)
@@ -163,7 +170,20 @@ def main_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge_for_update(path: Path, doc: dict) -> dict:
+    """``--update``: the new rows merged into the old document, the refusal said in flags."""
+    from .run import merge_into
+    from .sets import BenchError
+
+    try:
+        return merge_into(json.loads(path.read_text()), doc)
+    except BenchError as e:
+        raise BenchError(f"--update: {e}; run without --update") from None
+
+
 def write_outputs(doc: dict, crops: dict, methods: list[Method], out: Path, crop_size: int = 96) -> None:
+    from .render import make_figure, render_markdown
+
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (JSON_NAME + ".part")
     tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")

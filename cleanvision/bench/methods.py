@@ -19,11 +19,10 @@ import cv2
 import numpy as np
 
 from ..image_io import swap_rb
-from .sets import UNDAMAGED, BenchError, sha256_file, to_uint8
+from .options import ALL_METHODS, DEFAULT_BM3D_LIMIT, UNDAMAGED  # noqa: F401 - re-exported
+from .sets import BenchError, sha256_file, to_uint8
 
-ALL_METHODS = ("model", "noisy", "median3", "median5", "gblur", "nlm", "nlm5", "bm3d")
-DEFAULT_BM3D_LIMIT = 3
-FROZEN, PAPER, REAL = "frozen", "paper", "real"  # protocols; the fourth is UNDAMAGED (sets.py)
+FROZEN, PAPER, REAL = "frozen", "paper", "real"  # protocols; the fourth is UNDAMAGED (options.py)
 
 
 @dataclass
@@ -161,7 +160,7 @@ def build_methods(names: Sequence[str], models: Sequence[str], engine: str, devi
         elif n == "bm3d":
             if importlib.util.find_spec("bm3d") is None:
                 raise BenchError("BM3D needs the bm3d package (pip install 'cleanvision[bench]' or pip install "
-                                 "bm3d), or leave bm3d out of --methods")
+                                 "bm3d), or leave 'bm3d' out of the methods")
             lim = bm3d_limit if bm3d_limit and bm3d_limit > 0 else None
             label = "BM3D, true σ" + (f" (first {lim} image{'s' if lim > 1 else ''})" if lim else "")
             out.append(Method(n, label, _bm3d, protocols=(FROZEN, PAPER), gaussian_only=True, limit=lim,

@@ -227,10 +227,9 @@ def merge_into(old: dict, new: dict) -> dict:
 
     for key in ("clean_sha256", "images"):
         if old.get(key) != new.get(key):
-            raise BenchError(f"--update: the existing results are for other images ({key} differs); "
-                             "run without --update")
+            raise BenchError(f"cannot merge: the existing results are for other images ({key} differs)")
     if old.get("bench", {}).get("seed") != new["bench"]["seed"]:
-        raise BenchError("--update: the existing results come from a benchmark with another seed")
+        raise BenchError("cannot merge: the existing results come from a benchmark with another seed")
     doc = dict(new)
     doc["conditions"] = {**old.get("conditions", {}), **new["conditions"]}
     doc["methods"] = {**{k: new["methods"].get(k, v) for k, v in old["methods"].items()}, **new["methods"]}

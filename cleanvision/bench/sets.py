@@ -24,18 +24,9 @@ import numpy as np
 from ..errors import CleanVisionError
 from ..image_io import images_in, read_image, split_alpha, swap_rb
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-#: The frozen benchmark generator (beside the checkout, in ../shared/bench).
-DEFAULT_MAKE_BENCH = REPO_ROOT.parent / "shared" / "bench" / "make_bench.py"
-#: The seven conditions of the seed's damage (SPEC.md), built by default.
-FROZEN_CONDITIONS = ("gauss25", "gauss50", "sp10", "speckle", "scribble", "all4", "mixed")
-#: SPEC.md's "Extended conditions": damage that real photos carry (built only when named).
-EXTENDED_CONDITIONS = ("luma25", "jpeg10", "jpeg30", "gauss15_jpeg50")
-#: Not SPEC.md's: the clean photo as input (named, or in ``all``); scored against itself.
-UNDAMAGED = "undamaged"
-PAPER_SIGMAS = (15, 25, 50)
-#: Paper-protocol centre crop per set (FFDNet's Kodak24 protocol); 0 = whole image.
-AUTO_PAPER_CROP = {"Kodak24": 500}
+from .options import (AUTO_PAPER_CROP, DEFAULT_MAKE_BENCH, EXTENDED_CONDITIONS,  # noqa: F401 - re-exported
+                      FROZEN_CONDITIONS, PAPER_SIGMAS, REPO_ROOT, UNDAMAGED)
+
 REAL_SUFFIX, TRUTH_SUFFIX = "_real", "_mean"
 
 
@@ -113,7 +104,7 @@ def ensure_bench(bench: Path, clean: Path, make_bench: Path, seed: int, conditio
             return manifest
     if not make_bench.is_file():
         raise BenchError(f"{bench} lacks the benchmark images and the generator {make_bench} is missing "
-                         "(pass --make-bench)")
+                         "(give the path of make_bench.py)")
     wanted = have + [c for c in conditions if c not in have]
     print(f"building the frozen benchmark: {make_bench} --clean {clean} --out {bench} --seed {seed} "
           f"--conditions {','.join(wanted)}", file=sys.stderr)

@@ -1,0 +1,32 @@
+"""The choices and defaults a user picks among: engines, tile sizes, the pixel limit, ONNX opsets,
+and the words for what the model restores.
+
+Kept free of heavy imports (no numpy, torch, OpenCV, ONNX) so that building the command line,
+and with it every ``--help``, takes a blink; the modules that act on these values
+(:mod:`~cleanvision.inference`, :mod:`~cleanvision.image_io`, :mod:`~cleanvision.export`)
+import them from here.
+"""
+from __future__ import annotations
+
+#: The engines a Denoiser runs (the one list; the CLI's ``--engine`` choices come from it).
+ENGINES = ("auto", "reference", "fp32", "bf16", "onnxruntime")
+#: What ``engine="auto"`` picks, in words (for ``--help`` texts); the rule is ``Denoiser._resolve``.
+AUTO_RULE = "bf16 where the hardware computes it natively, else onnxruntime on a CPU where installed, else fp32"
+
+CPU_TILE_SIZE = 384
+"""Fastest tile side on a 2-core CPU (``cleanvision bench --tile-sweep``, docs/bench/speed_intel_amx.md):
+small tiles keep a layer's activations in cache, which outweighs the extra overlap."""
+GPU_TILE_SIZE = 1024
+"""On a GPU bigger tiles mean fewer, fuller kernel launches (not swept here: no GPU)."""
+
+#: Default largest image accepted, in pixels (about a 100-megapixel photo).
+MAX_PIXELS = 100_000_000
+
+#: Widely supported (ONNX Runtime ≥ 1.12, OpenVINO, TensorRT); every op here exists since opset 11.
+DEFAULT_OPSET = 17
+#: The range torch's TorchScript-based exporter writes this network for.
+MIN_OPSET, MAX_OPSET = 11, 20
+
+#: Every kind of damage the model is trained for, in the words ``--help`` and the docs use.
+DAMAGE = ("Gaussian noise, salt-and-pepper noise, speckle noise and scribbles or scratches, alone or "
+          "mixed, and the damage real photos carry: camera sensor noise, JPEG artefacts and noisy grey photos")
