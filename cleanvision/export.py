@@ -38,10 +38,10 @@ from torch import nn
 from .errors import MissingDependencyError, OutputExistsError
 from .hardware import ort_available  # noqa: F401 - re-exported: where the engine's needs are checked
 from .image_io import write_file
-from .model import DnCNN
+from .model import DnCNN, remove_phase_offset
 from .options import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET  # noqa: F401 - re-exported
 
-INPUT, OUTPUT = "image", "restored"
+INPUT, NOISE_MAP, OUTPUT = "image", "noise_map", "restored"
 INSTALL_HINT = "pip install 'cleanvision[onnx]' (or: pip install onnx onnxruntime)"
 
 
@@ -49,24 +49,35 @@ class _Restore(nn.Module):
     """``x − noise`` for any H and W: :meth:`DnCNN.predict_noise` written so that the tracer
     records the padding from the input's shape. DnCNN's own ``if ph or pw`` branch would be
     frozen at the example input's shape, so here the padding is always applied, and is zero
-    where H and W are already multiples of the unshuffle factor."""
+    where H and W are already multiples of the unshuffle factor.
 
-    def __init__(self, model: DnCNN):
+    A noise-map model's graph takes the map as a second input (its estimator is not in the
+    graph). ``whole_image``: the phase correction of a ``phase_correction`` model is part of the
+    graph, as one pass over a whole image needs; tiles that ``Denoiser`` assembles leave it to
+    the assembled image."""
+
+    def __init__(self, model: DnCNN, whole_image: bool = True):
         super().__init__()
-        self.body, self.scale = model.body, model.scale
+        self.body, self.scale, self.noise_map = model.body, model.scale, model.noise_map
+        self.correct = model.phase_correction and whole_image
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise_map: torch.Tensor | None = None) -> torch.Tensor:
         s = self.scale
-        if s == 1:
-            return x - self.body(x)
         h, w = x.shape[-2], x.shape[-1]  # traced as Shape ops: dynamic in the graph
-        y = F.pad(x, (0, (s - w % s) % s, 0, (s - h % s) % s), mode="replicate")
-        noise = F.pixel_shuffle(self.body(F.pixel_unshuffle(y, s)), s)
+        pad = (0, (s - w % s) % s, 0, (s - h % s) % s)
+        y = F.pixel_unshuffle(F.pad(x, pad, mode="replicate"), s) if s > 1 else x
+        if self.noise_map:
+            m = F.pad(noise_map, pad, mode="replicate") if s > 1 else noise_map
+            y = torch.cat([y, F.avg_pool2d(m, s) if s > 1 else m], dim=1)
+        noise = F.pixel_shuffle(self.body(y), s) if s > 1 else self.body(y)
+        if self.correct:
+            noise = remove_phase_offset(noise, s)
         return x - noise[..., :h, :w]
 
 
-def onnx_bytes(model: DnCNN, opset: int = DEFAULT_OPSET) -> bytes:
-    """The folded network as an ONNX model in memory (no metadata; ``model`` is left as it was)."""
+def onnx_bytes(model: DnCNN, opset: int = DEFAULT_OPSET, whole_image: bool = True) -> bytes:
+    """The folded network as an ONNX model in memory (no metadata; ``model`` is left as it was);
+    ``whole_image=False`` for the tiles ``Denoiser`` runs (see :class:`_Restore`)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset must be from {MIN_OPSET} to {MAX_OPSET}, got {opset}")
     try:
@@ -74,17 +85,21 @@ def onnx_bytes(model: DnCNN, opset: int = DEFAULT_OPSET) -> bytes:
     except ImportError:
         raise MissingDependencyError(f"ONNX export needs the onnx package: {INSTALL_HINT}") from None
     plain = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format)  # Denoiser's is channels-last
-    net = _Restore(plain.eval().fuse()).eval()
+    net = _Restore(plain.eval().fuse(), whole_image).eval()
     s = model.scale
-    example = torch.rand(1, model.channels, 8 * s + 1, 6 * s + 1)  # unequal H, W, both padded: nothing frozen
+    example = (torch.rand(1, model.channels, 8 * s + 1, 6 * s + 1),)  # unequal H, W, both padded: nothing frozen
+    names = [INPUT]
+    if model.noise_map:
+        example += (torch.rand(1, model.noise_map, 8 * s + 1, 6 * s + 1) * 0.1,)
+        names.append(NOISE_MAP)
     axes = {0: "batch", 2: "height", 3: "width"}
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the exporter's own notice that it is deprecated (see above)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
-        torch.onnx.export(net, (example,), buf, dynamo=False, opset_version=opset,
-                          input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: axes, OUTPUT: axes})
+        torch.onnx.export(net, example, buf, dynamo=False, opset_version=opset,
+                          input_names=names, output_names=[OUTPUT],
+                          dynamic_axes={**{n: axes for n in names}, OUTPUT: axes})
     return buf.getvalue()
 
 
@@ -93,7 +108,8 @@ def metadata(model: DnCNN, opset: int, source: str | None = None) -> dict[str, s
     from . import __version__
 
     config = {"channels": model.channels, "depth": model.depth, "width": model.width,
-              "pixel_unshuffle": model.scale, "batch_norm": False}
+              "pixel_unshuffle": model.scale, "batch_norm": False, "noise_map": model.noise_map,
+              "phase_correction": model.phase_correction}
     meta = {
         "opset": str(opset),
         "cleanvision_version": __version__,
@@ -105,6 +121,9 @@ def metadata(model: DnCNN, opset: int, source: str | None = None) -> dict[str, s
                  + f"; any H and W (padded inside to multiples of {model.scale} by edge replication, "
                  "bottom/right, and cropped back)",
         "output": f"{OUTPUT}: {INPUT} minus the predicted noise, same shape, not clipped (clip to [0, 1])",
+        **({"noise_map": f"{NOISE_MAP}: float32 N×{model.noise_map}×H×W, the noise level at each pixel "
+                         "(σ on the 0-255 scale divided by 255); cleanvision's Denoiser estimates it "
+                         "when not given"} if model.noise_map else {}),
         "tiling": f"tiles must overlap by {model.receptive_radius} px to equal the one-pass result",
     }
     if source:
@@ -146,5 +165,5 @@ def ort_session(model: DnCNN | None, threads: int | None = None, opset: int = DE
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(graph or onnx_bytes(model, opset), sess_options=opts,
+    return ort.InferenceSession(graph or onnx_bytes(model, opset, whole_image=False), sess_options=opts,
                                 providers=["CPUExecutionProvider"])

@@ -22,8 +22,9 @@ import torch
 from .errors import WeightsError
 from .hardware import cpu_native_bf16, ort_available
 from .image_io import dtype_white, join_alpha, split_alpha
-from .model import DnCNN
-from .options import AUTO_RULE, CPU_TILE_SIZE, ENGINES, GPU_TILE_SIZE  # noqa: F401 - re-exported
+from .model import DnCNN, remove_phase_offset
+from .noise_level import as_map
+from .options import AUTO_RULE, CPU_TILE_SIZE, ENGINES, GPU_TILE_SIZE, NOISE_LEVEL_RANGE, STRENGTH_RANGE  # noqa: F401
 
 #: The weights that ship inside the package; ``Denoiser.from_pretrained()`` loads these.
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "default"
@@ -119,6 +120,12 @@ class Denoiser:
         tile_size = tile_size or default_tile_size(self.device)
         self.tile_size = max(s, tile_size - tile_size % s)
         self.margin = -(-model.receptive_radius // s) * s  # rounded up to the unshuffle grid
+        self.estimator_margin = -(-model.estimator_radius // s) * s
+
+    @property
+    def takes_noise_level(self) -> bool:
+        """Whether the model takes a noise level (a noise-map model) or is blind."""
+        return bool(self.model.noise_map)
 
     def _resolve(self, engine: str) -> str:
         """``auto``: the fastest engine measured on this kind of hardware, by rules, not a probe.
@@ -149,43 +156,154 @@ class Denoiser:
     # ------------------------------------------------------------------ tensors
 
     @torch.inference_mode()
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, noise_map: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's noise for one tile (H, W multiples of the unshuffle factor)."""
         if self._session is not None:
-            from .export import INPUT
+            from .export import INPUT, NOISE_MAP
 
-            return torch.from_numpy(self._session.run(None, {INPUT: x.contiguous().numpy()})[0])
+            feeds = {INPUT: x.contiguous().numpy()}
+            if noise_map is not None:
+                feeds[NOISE_MAP] = noise_map.contiguous().numpy()
+            return x - torch.from_numpy(self._session.run(None, feeds)[0])
         x = x.to(self.device)
         if self.engine != "reference":
             x = x.contiguous(memory_format=torch.channels_last)
+        if noise_map is not None:
+            noise_map = noise_map.to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.engine == "bf16"):
-            noise = self.model.predict_noise(x)
-        return (x - noise.float()).contiguous()
+            noise = self.model.network_noise(x, noise_map)
+        return noise.float().contiguous()
 
-    def restore_tensor(self, x: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
-        """Restore N×C×H×W floats in [0, 1] (C = the model's channels), tile by tile."""
-        h, w = x.shape[-2:]
-        t, m = self.tile_size, self.margin
-        x = self.model.pad_to_scale(x)
+    @torch.inference_mode()
+    def _estimate(self, x: torch.Tensor, _unused=None) -> torch.Tensor:
+        # fp32 whatever the engine: every engine then restores with the same estimate
+        return self.model.estimate_noise(x.to(self.device).float()).float()
+
+    def _tiled(self, fn, x: torch.Tensor, extra: torch.Tensor | None, margin: int, channels: int,
+               progress: Progress | None = None) -> torch.Tensor:
+        """``fn(tile, extra tile)`` over overlapping tiles of ``x`` (padded to the unshuffle
+        factor), each kept only where its ``margin`` of context was all there: the result equals
+        one pass over the whole image while memory stays bounded by the tile size."""
+        t, m = self.tile_size, margin
         ph, pw = x.shape[-2:]
         if ph <= t + 2 * m and pw <= t + 2 * m:
-            out = self._run(x).cpu()
+            out = fn(x, extra).cpu()
             if progress:
                 progress(1, 1)
-            return out[..., :h, :w]
-        out = torch.empty(x.shape, dtype=torch.float32)
+            return out
+        out = torch.empty((x.shape[0], channels, ph, pw), dtype=torch.float32)
         origins = [(y, z) for y in range(0, ph, t) for z in range(0, pw, t)]
         for i, (y, z) in enumerate(origins):
             y0, z0 = max(0, y - m), max(0, z - m)
             y1, z1 = min(ph, y + t + m), min(pw, z + t + m)
-            res = self._run(x[..., y0:y1, z0:z1]).cpu()
+            res = fn(x[..., y0:y1, z0:z1], None if extra is None else extra[..., y0:y1, z0:z1]).cpu()
             out[..., y:y + t, z:z + t] = res[..., y - y0:y - y0 + t, z - z0:z - z0 + t]
             if progress:
                 progress(i + 1, len(origins))
-        return out[..., :h, :w]
+        return out
+
+    def estimate_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """The estimator's noise-level map of N×C×H×W floats in [0, 1]: N×M×H×W, σ/255."""
+        if not self.takes_noise_level:
+            raise ValueError("this model is blind: it has no noise-level estimator")
+        h, w = x.shape[-2:]
+        est = self._tiled(self._estimate, self.model.pad_to_scale(x), None, self.estimator_margin,
+                          self.model.noise_map)
+        return est[..., :h, :w]
+
+    def auto_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The map ``noise_level=None`` restores with: one level per image (and colour, for a
+        per-colour map), the median of the estimator's map over the whole photo, so a patch of
+        texture or a few impulses do not move it."""
+        est = self.estimate_tensor(x)
+        return est.flatten(2).median(dim=2).values[..., None, None].expand_as(est)
+
+    def restore_tensor(self, x: torch.Tensor, progress: Progress | None = None,
+                       noise_map: torch.Tensor | None = None) -> torch.Tensor:
+        """Restore N×C×H×W floats in [0, 1] (C = the model's channels), tile by tile.
+
+        ``noise_map`` (noise-map models): N×M×H×W, σ/255; ``None`` = :meth:`auto_map`.
+        """
+        h, w = x.shape[-2:]
+        if self.takes_noise_level and noise_map is None:
+            noise_map = self.auto_map(x)
+        elif noise_map is not None and not self.takes_noise_level:
+            raise ValueError("this model is blind: it takes no noise level")
+        pad = self.model.pad_to_scale
+        x = pad(x)
+        noise = self._tiled(self._run, x, None if noise_map is None else pad(noise_map), self.margin,
+                            x.shape[1], progress)
+        if self.model.phase_correction:  # over the whole image, once: tiles agree with one pass
+            noise = remove_phase_offset(noise, self.model.scale)
+        return (x - noise)[..., :h, :w]
 
     # ------------------------------------------------------------------ numpy images
 
-    def __call__(self, img: np.ndarray, progress: Progress | None = None, strength: float = 1.0) -> np.ndarray:
+    def _image_tensor(self, img: np.ndarray) -> tuple[torch.Tensor, dict]:
+        """An image as 1×C×H×W floats in [0, 1] and what is needed to turn a result back into
+        the same shape, dtype and alpha; refuses what is not an image, with the reason."""
+        img = np.asarray(img)
+        if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 2, 3, 4)):
+            raise ValueError(f"expected an H×W, H×W×1, H×W×2, H×W×3 or H×W×4 image, got shape {img.shape}")
+        if img.shape[0] < 1 or img.shape[1] < 1:
+            raise ValueError(f"empty image of shape {img.shape}")
+        scale = dtype_white(img.dtype)  # ImageDtypeError (a ValueError) for other dtypes
+        if scale == 1.0 and not np.isfinite(img).all():
+            raise ValueError("image contains NaN or infinite values")
+        colour, alpha = split_alpha(img)
+        if colour.ndim == 3 and colour.shape[2] == 1:
+            colour = colour[..., 0]
+        grey = colour.ndim == 2
+        x = torch.from_numpy(np.ascontiguousarray(colour, dtype=np.float32)) / scale
+        if scale == 1.0:
+            x = x.clamp(0.0, 1.0)
+        x = x[None, None] if grey else x.permute(2, 0, 1)[None]
+        return x, {"img": img, "scale": scale, "alpha": alpha, "grey": grey}
+
+    def _for_model(self, x: torch.Tensor) -> torch.Tensor:
+        """An image tensor as the model takes it: a grey image as three equal channels for a
+        colour model (as it saw grey photos in training), a colour one channel by channel for a
+        grey model."""
+        c = self.model.channels
+        if x.shape[1] == c:
+            return x
+        return x.expand(-1, 3, -1, -1) if c == 3 else x.permute(1, 0, 2, 3)
+
+    def _from_model(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        c = self.model.channels
+        if x.shape[1] == c:
+            return y
+        return y.mean(dim=1, keepdim=True) if c == 3 else y.permute(1, 0, 2, 3)
+
+    def _level_map(self, noise_level, x: torch.Tensor) -> torch.Tensor | None:
+        """``noise_level`` (σ on the 0-255 scale: None, a number or an H×W map) as the model's map."""
+        if noise_level is None:
+            return None
+        if not self.takes_noise_level:
+            raise ValueError("this model is blind: it takes no noise_level (leave it None)")
+        lo, hi = NOISE_LEVEL_RANGE
+        level = np.asarray(noise_level, dtype=np.float64)
+        if not np.isfinite(level).all() or level.min() < lo or level.max() > hi:
+            raise ValueError(f"noise_level must be in [{lo:g}, {hi:g}] (σ on the 0-255 scale), got "
+                             f"{noise_level if level.ndim == 0 else f'a map from {level.min():g} to {level.max():g}'}")
+        if level.ndim not in (0, 2):
+            raise ValueError(f"noise_level must be a number or an H×W map, got shape {level.shape}")
+        return as_map(level, tuple(x.shape), self.model.noise_map)
+
+    def estimate_noise_level(self, img: np.ndarray) -> float:
+        """The noise level ``noise_level=None`` restores ``img`` with: σ on the 0-255 scale (the
+        mean over colours, for a model with one level per colour)."""
+        x = self._for_model(self._image_tensor(img)[0])
+        return float(self.auto_map(x)[..., 0, 0].mean()) * 255.0
+
+    def estimate_noise_map(self, img: np.ndarray) -> np.ndarray:
+        """The estimator's map of ``img`` before it is reduced to one level: H×W float32, σ on the
+        0-255 scale (the mean over colours, for a model with one level per colour)."""
+        x = self._for_model(self._image_tensor(img)[0])
+        return (self.estimate_tensor(x).mean(dim=(0, 1)) * 255.0).numpy()
+
+    def __call__(self, img: np.ndarray, progress: Progress | None = None, strength: float = 1.0,
+                 noise_level=None) -> np.ndarray:
         """Restore an ``H×W``, ``H×W×1``, ``H×W×3`` or ``H×W×4`` image (alpha untouched).
 
         uint8 and uint16 come back rounded in the same dtype; floats are taken as [0, 1], and
@@ -195,42 +313,29 @@ class Denoiser:
         ``strength`` in [0, 1] removes that fraction of the predicted damage: 1 is the full
         restoration, 0 returns the input unchanged (an exact copy), values between blend the
         two, for when a full restoration smooths skin or texture more than wanted.
+
+        ``noise_level`` (noise-map models only): how noisy the photo is, σ on the 0-255 scale
+        whatever the dtype — ``None`` to estimate it (:meth:`estimate_noise_level`), a number
+        for the whole photo, or an H×W map. Lower keeps more texture, higher removes more.
         """
-        if not 0.0 <= float(strength) <= 1.0:
-            raise ValueError(f"strength must be in [0, 1], got {strength}")
-        img = np.asarray(img)
-        if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 2, 3, 4)):
-            raise ValueError(f"expected an H×W, H×W×1, H×W×2, H×W×3 or H×W×4 image, got shape {img.shape}")
-        if img.shape[0] < 1 or img.shape[1] < 1:
-            raise ValueError(f"empty image of shape {img.shape}")
-        scale = dtype_white(img.dtype)  # ImageDtypeError (a ValueError) for other dtypes
-        if scale == 1.0 and not np.isfinite(img).all():
-            raise ValueError("image contains NaN or infinite values")
+        lo, hi = STRENGTH_RANGE
+        if not lo <= float(strength) <= hi:
+            raise ValueError(f"strength must be in [{lo:g}, {hi:g}], got {strength}")
+        x, info = self._image_tensor(img)
+        level = self._level_map(noise_level, self._for_model(x))
         if float(strength) == 0.0:
-            return img.copy()
-        colour, alpha = split_alpha(img)
-        if colour.ndim == 3 and colour.shape[2] == 1:
-            colour = colour[..., 0]
-        grey = colour.ndim == 2
-        x = torch.from_numpy(np.ascontiguousarray(colour, dtype=np.float32)) / scale
-        if scale == 1.0:
-            x = x.clamp(0.0, 1.0)
-        x = x[None, None] if grey else x.permute(2, 0, 1)[None]
-        c = self.model.channels
-        if x.shape[1] == c:
-            y = self.restore_tensor(x, progress)
-        elif c == 3:  # grey image, colour model: restore as neutral colour, back to grey
-            y = self.restore_tensor(x.expand(-1, 3, -1, -1), progress).mean(dim=1, keepdim=True)
-        else:  # colour image, grey model: each channel as a grey image
-            y = self.restore_tensor(x.permute(1, 0, 2, 3), progress).permute(1, 0, 2, 3)
+            return info["img"].copy()
+        y = self._from_model(self.restore_tensor(self._for_model(x), progress, level), x)
         if strength < 1.0:  # blend in the model's [0, 1] space, before rounding to the dtype
             y = x.clamp(0.0, 1.0) + float(strength) * (y - x.clamp(0.0, 1.0))
+        return self._to_image(y, info)
+
+    @staticmethod
+    def _to_image(y: torch.Tensor, info: dict) -> np.ndarray:
+        img, scale = info["img"], info["scale"]
         y = y.clamp(0.0, 1.0)[0]
-        out = (y[0] if grey else y.permute(1, 2, 0)).numpy()
-        if scale > 1:
-            out = np.rint(out * scale).astype(img.dtype)
-        else:
-            out = out.astype(img.dtype)
+        out = (y[0] if info["grey"] else y.permute(1, 2, 0)).numpy()
+        out = np.rint(out * scale).astype(img.dtype) if scale > 1 else out.astype(img.dtype)
         if img.ndim == 3 and img.shape[2] == 1:
             out = out[..., None]
-        return join_alpha(out, alpha)
+        return join_alpha(out, info["alpha"])

@@ -50,11 +50,14 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
             colours; 3: one per colour).
         estimator_depth, estimator_width: conv layers and width of the map estimator (plain
             conv + ReLU at the body's resolution; only with ``noise_map``).
+        phase_correction: remove the predicted noise's constant offset per sub-pixel phase over
+            the whole input (:func:`remove_phase_offset`), the faint dot grid an unshuffled
+            body leaves otherwise. Off in configs written before it existed.
     """
 
     def __init__(self, channels: int = 3, depth: int = 17, width: int = 64,
                  pixel_unshuffle: int = 1, batch_norm: bool = True, noise_map: int = 0,
-                 estimator_depth: int = 6, estimator_width: int = 32):
+                 estimator_depth: int = 6, estimator_width: int = 32, phase_correction: bool = False):
         super().__init__()
         if depth < 3 or width < 1 or channels not in (1, 3) or pixel_unshuffle < 1:
             raise ValueError("DnCNN needs depth >= 3, width >= 1, channels 1 or 3, pixel_unshuffle >= 1")
@@ -63,6 +66,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
                              "estimator_depth >= 2, estimator_width >= 1")
         self.channels, self.depth, self.width = channels, depth, width
         self.scale, self.batch_norm, self.noise_map = pixel_unshuffle, batch_norm, noise_map
+        self.phase_correction = phase_correction and pixel_unshuffle > 1
         self.estimator_depth = estimator_depth if noise_map else 0
         c = channels * pixel_unshuffle ** 2
         layers: list[nn.Module] = [nn.Conv2d(c + noise_map, width, 3, padding=1), nn.ReLU(inplace=True)]
@@ -122,6 +126,17 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         each pixel; ``None`` reads it from ``x`` with the estimator.
         """
         h, w = x.shape[-2:]
+        noise = self.network_noise(x, noise_map, _estimate)
+        if self.phase_correction:
+            noise = remove_phase_offset(noise, self.scale)
+        return noise[..., :h, :w]
+
+    def network_noise(self, x: torch.Tensor, noise_map: torch.Tensor | None = None,
+                      _estimate: list | None = None) -> torch.Tensor:
+        """The network's residual before the whole-input phase correction, at ``x``'s size padded
+        to the unshuffle factor: what a tile contributes (:class:`~cleanvision.inference.Denoiser`
+        corrects the assembled image once)."""
+        h, w = x.shape[-2:]
         y = self._unshuffle(x)
         if self.noise_map:
             if noise_map is None or _estimate is not None:
@@ -137,7 +152,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         elif noise_map is not None:
             raise ValueError("this model is blind (noise_map=0): it takes no noise-level map")
         out = self.body(y)
-        return F.pixel_shuffle(out, self.scale)[..., :h, :w] if self.scale > 1 else out
+        return F.pixel_shuffle(out, self.scale) if self.scale > 1 else out
 
     def forward(self, x: torch.Tensor, noise_map: torch.Tensor | None = None,
                 with_estimate: bool = False):
@@ -158,7 +173,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         if blind.noise_map:
             raise ValueError("the model already takes a noise-level map")
         model = cls(blind.channels, blind.depth, blind.width, blind.scale, blind.batch_norm,
-                    noise_map, estimator_depth, estimator_width)
+                    noise_map, estimator_depth, estimator_width, blind.phase_correction)
         state = {k: v.clone() for k, v in blind.state_dict().items()}
         w = state["body.0.weight"]
         state["body.0.weight"] = torch.cat([w, w.new_zeros(w.shape[0], noise_map, *w.shape[2:])], dim=1)
@@ -222,6 +237,26 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
                                         token=token, local_files_only=local_files_only))
         model = cls(**model_kwargs)
         return load_weights(model, path)
+
+
+def remove_phase_offset(noise: torch.Tensor, scale: int) -> torch.Tensor:
+    """``noise`` (N×C×H×W, H and W multiples of ``scale``) without its mean offset per sub-pixel
+    phase of each ``scale``×``scale`` cell, per image and colour.
+
+    A body that runs on a pixel-unshuffle predicts each phase of a cell in its own channel, and
+    learns slightly different offsets for them (about one grey level on flat areas for the
+    blind 2×2 model): a fixed dot grid. Genuine noise has no fixed phase, so its mean deviation
+    per phase over a whole image is near zero and subtracting the measured one removes the grid
+    and little else (``scripts/pixel_pattern.py`` measures both).
+    """
+    if scale == 1:
+        return noise
+    if not torch.jit.is_tracing() and (noise.shape[-2] % scale or noise.shape[-1] % scale):
+        raise ValueError(f"H and W must be multiples of {scale}, got {tuple(noise.shape[-2:])}")
+    n, c, h, w = noise.shape
+    u = F.pixel_unshuffle(noise, scale).view(n, c, scale * scale, h // scale, w // scale)
+    offset = (u - u.mean(dim=2, keepdim=True)).mean(dim=(3, 4), keepdim=True)
+    return F.pixel_shuffle((u - offset).view(n, c * scale * scale, h // scale, w // scale), scale)
 
 
 #: The estimator's output unit (σ on the 0-255 scale): its softplus is read in tens of levels.

@@ -30,3 +30,9 @@ MIN_OPSET, MAX_OPSET = 11, 20
 #: Every kind of damage the model is trained for, in the words ``--help`` and the docs use.
 DAMAGE = ("Gaussian noise, salt-and-pepper noise, speckle noise and scribbles or scratches, alone or "
           "mixed, and the damage real photos carry: camera sensor noise, JPEG artefacts and noisy grey photos")
+
+#: Range of the strength knob: the fraction of the predicted damage removed.
+STRENGTH_RANGE = (0.0, 1.0)
+#: Range of a noise level a person may give a noise-map model (σ on the 0-255 scale): training
+#: saw up to about 55 on the synthetic mix and 50 on real-photo damage, jittered by up to 1.25.
+NOISE_LEVEL_RANGE = (0.0, 75.0)

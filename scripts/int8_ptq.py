@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = load_model(args.model)
     keep = [k for k in args.keep_float.split(",") if k]
-    fp32 = onnx_bytes(model)
+    fp32 = onnx_bytes(model, whole_image=False)  # the tiles Denoiser runs
     batches = calibration_batches(args.calibration, args.calibration_images, 128, 0)
     int8 = quantize(fp32, batches, keep, args.method)
     threads = torch.get_num_threads()

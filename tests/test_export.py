@@ -51,7 +51,8 @@ def test_export_records_opset_and_what_a_user_needs(exported, reference, capsys)
     assert meta["opset"] == str(export_mod.DEFAULT_OPSET)
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [export_mod.DEFAULT_OPSET]
     assert json.loads(meta["config"]) == {"channels": 3, "depth": model.depth, "width": model.width,
-                                          "pixel_unshuffle": model.scale, "batch_norm": False}
+                                          "pixel_unshuffle": model.scale, "batch_norm": False, "noise_map": 0,
+                                          "phase_correction": False}
     assert meta["pixel_unshuffle"] == str(model.scale) and meta["receptive_radius"] == str(model.receptive_radius)
     assert meta["cleanvision_version"] and meta["source"] == "shipped"
     assert "any H and W" in meta["input"] and "multiples" in meta["input"]  # padded inside, not by the caller
