@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from .errors import CleanVisionError, OutputExistsError
 from .options import (AUTO_RULE, CPU_TILE_SIZE, DAMAGE, DEFAULT_OPSET, ENGINES, GPU_TILE_SIZE, MAX_OPSET,
-                      MAX_PIXELS, MIN_OPSET)
+                      MAX_PIXELS, MIN_OPSET, NOISE_LEVEL_RANGE)
 
 # Only light modules above: the parser, and so every --help, is built without numpy, OpenCV or
 # torch. Each command imports what it works with when it runs.
@@ -214,6 +214,20 @@ def _existing(record: OutputRecord, settings: dict, overwrite: bool, model_name:
     return check
 
 
+def _noise_level(text: str) -> float | None:
+    """``auto`` (None: estimated from each photo) or σ on the 0-255 scale, in NOISE_LEVEL_RANGE."""
+    if text.strip().lower() == "auto":
+        return None
+    lo, hi = NOISE_LEVEL_RANGE
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number from {lo:g} to {hi:g}, got {text!r}") from None
+    if not lo <= v <= hi:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be auto or from {lo:g} to {hi:g}, got {text}")
+    return v
+
+
 def _strength(text: str) -> float:
     try:
         v = float(text)
@@ -243,15 +257,20 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         print(f"cleanvision denoise: model {args.model or 'shipped'}, {den.engine} engine on {den.device.type}",
               file=sys.stderr)
     model_name = args.model or os.environ.get(MODEL_ENV) or "shipped"
+    if args.noise_level is not None and not den.takes_noise_level:
+        raise CleanVisionError(f"--noise-level {args.noise_level:g}: model {args.model or 'shipped'} is blind "
+                               "(it finds the noise level itself); leave --noise-level out")
     settings = {"model": model_identity(args.model, args.revision), "engine": den.engine,
                 "strength": args.strength}
+    if den.takes_noise_level:
+        settings["noise_level"] = "auto" if args.noise_level is None else args.noise_level
     check = _existing(record, settings, args.overwrite, model_name)
 
     def work(src: Path, dest: Path) -> None:
         check(src, dest)  # before the (slow) read and restore
         img = read_image(src, args.max_pixels)
         dest = _final_dest(src, dest, img, check)
-        write_image(dest, den(img, strength=args.strength), overwrite=args.overwrite)
+        write_image(dest, den(img, strength=args.strength, noise_level=args.noise_level), overwrite=args.overwrite)
         record.add(dest, "denoise", src, settings, model_name=model_name)
 
     try:
@@ -386,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--strength", type=_strength, default=1.0, metavar="0..1",
                    help="fraction of the predicted damage removed: 1 the full restoration, 0 an exact "
                    "copy of the input, between them a blend (default: 1)")
+    d.add_argument("--noise-level", type=_noise_level, default=None, metavar="auto|σ",
+                   help="for models that take a noise level: how noisy the photos are, σ on the 0-255 "
+                   f"scale ({NOISE_LEVEL_RANGE[0]:g} to {NOISE_LEVEL_RANGE[1]:g}); lower keeps more texture, higher "
+                   "removes more (default: auto, estimated from each photo). The shipped model is blind "
+                   "and takes none")
     d.add_argument("--suffix", default="", help="added to each output name, e.g. _restored")
     d.add_argument("--format", default="png", choices=("png", "tif"),
                    help="png, or tif (deflate-compressed; float images are always tif) (default: png)")

@@ -85,7 +85,7 @@ def differences(old: dict | None, settings: dict[str, Any], model_name: str | No
         if a != b:
             if key == "model":
                 a, b = _model(a, old.get("model_name")), _model(b, model_name)
-            out.append(f"{key} {_show(a)} -> {_show(b)}")
+            out.append(f"{key.replace('_', ' ')} {_show(a)} -> {_show(b)}")
     return out
 
 

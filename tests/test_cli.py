@@ -429,3 +429,33 @@ def test_help_names_every_kind_of_damage(capsys, monkeypatch):
         main(["denoise", "--help"])
     text = capsys.readouterr().out
     assert ".cleanvision.json" in text and "never taken as inputs" in text and "--overwrite" in text
+
+
+def test_noise_level_flag(tmp_path, noisy_dir, capsys):
+    """--noise-level: refused for the blind shipped model with a one-line reason; on a noise-map
+    model each level gives another restoration, and a re-run at another level says so."""
+    import torch
+
+    from cleanvision import DnCNN
+
+    assert main(["denoise", str(noisy_dir), "-o", str(tmp_path / "blind"), "--noise-level", "10"]) == 1
+    assert "blind" in capsys.readouterr().err and not (tmp_path / "blind").exists()
+    with pytest.raises(SystemExit):
+        main(["denoise", str(noisy_dir), "-o", str(tmp_path / "x"), "--noise-level", "300"])
+    assert "auto or from 0 to 75" in capsys.readouterr().err
+    torch.manual_seed(0)
+    model = DnCNN(channels=3, depth=4, width=8, pixel_unshuffle=2, noise_map=1, estimator_depth=2, estimator_width=4)
+    torch.nn.init.normal_(model.body[-1].weight, std=0.05)
+    torch.nn.init.normal_(model.body[0].weight[:, -1], std=0.5)
+    model.save_pretrained(tmp_path / "map-model")
+    outs = {}
+    for level in ("auto", "5", "40"):
+        out = tmp_path / f"out-{level}"
+        assert main(["denoise", str(noisy_dir), "-o", str(out), "--model", str(tmp_path / "map-model"),
+                     "--noise-level", level, "--engine", "reference"]) == 0
+        outs[level] = read_image(out / "astronaut.png")
+    assert not np.array_equal(outs["5"], outs["40"])
+    capsys.readouterr()
+    code = main(["denoise", str(noisy_dir), "-o", str(tmp_path / "out-5"), "--model", str(tmp_path / "map-model"),
+                 "--noise-level", "40", "--engine", "reference"])
+    assert code == 1 and "noise level 5 -> 40" in capsys.readouterr().err
