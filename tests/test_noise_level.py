@@ -207,3 +207,19 @@ def test_phase_correction_removes_the_dot_grid_the_shipped_weights_leave(astrona
     before, after = (d(photo).astype(float) - photo for d in (plain, fixed))
     assert pixel_pattern_score(before) > 5 > 2 > pixel_pattern_score(after)
     assert np.mean(after ** 2) <= 1.001 * np.mean(before ** 2)  # the grid's energy was tiny; nothing else moves
+
+
+def test_the_benchmark_runs_a_noise_map_model_in_auto_mode_and_guided_by_the_true_sigma(tmp_path, astronaut):
+    from cleanvision import Denoiser
+    from cleanvision.bench.methods import build_methods
+
+    _map_model().save_pretrained(tmp_path / "map")
+    auto, guided = build_methods(["model"], [str(tmp_path / "map")], "reference", None, None)
+    assert (auto.key, guided.key) == ("model:map", "model:map:guided")
+    assert guided.gaussian_only and "true σ" in guided.label and auto.info["noise_level"] == "auto"
+    noisy = add_gaussian_noise(astronaut[:64, :64], 25, rng=3)
+    den = Denoiser(_map_model(), engine="reference")
+    assert np.array_equal(guided.run(noisy, 25.0), den(noisy, noise_level=25.0))
+    assert np.array_equal(auto.run(noisy, 25.0), den(noisy))
+    (blind,) = build_methods(["model"], ["shipped"], "reference", None, None)  # a blind model: one row
+    assert blind.key == "model:shipped" and "noise_level" not in blind.info

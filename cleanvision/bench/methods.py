@@ -104,8 +104,11 @@ def _training_summary(path: Path) -> dict:
     return out
 
 
-def model_method(spec: str, engine: str, device: str | None) -> Method:
-    """``shipped`` (the weights inside the package, whatever $CLEANVISION_MODEL says) or a folder / repo id."""
+def model_method(spec: str, engine: str, device: str | None, guided: bool = False) -> Method:
+    """``shipped`` (the weights inside the package, whatever $CLEANVISION_MODEL says) or a folder / repo id.
+
+    A noise-map model runs in auto mode (its own estimate); ``guided`` gives it the true σ
+    instead, on the conditions that have one (Gaussian noise, the paper protocol)."""
     from ..inference import Denoiser, model_location
 
     path = model_location(spec)
@@ -122,11 +125,17 @@ def model_method(spec: str, engine: str, device: str | None) -> Method:
         info["training"] = training
 
     def run(x, sigma=None):
+        level = sigma if guided else None
         if x.dtype == np.uint8:
-            return den(x)
-        return to_uint8(den(x.astype(np.float32)))
+            return den(x, noise_level=level)
+        return to_uint8(den(x.astype(np.float32), noise_level=level))
 
     label = "CleanVision (shipped)" if spec == "shipped" else f"CleanVision ({name})"
+    if guided:
+        return Method(f"model:{name}:guided", label[:-1] + ", true σ)", run, protocols=(FROZEN, PAPER),
+                      gaussian_only=True, info={**info, "noise_level": "true σ"})
+    if den.takes_noise_level:
+        info["noise_level"] = "auto"
     return Method(f"model:{name}", label, run, protocols=(FROZEN, REAL, PAPER, UNDAMAGED), info=info)
 
 
@@ -145,6 +154,8 @@ def build_methods(names: Sequence[str], models: Sequence[str], engine: str, devi
                     raise BenchError(f"two models are both called {m.key!r}")
                 keys.add(m.key)
                 out.append(m)
+                if m.info.get("noise_level") == "auto":  # and told the true σ, where there is one
+                    out.append(model_method(spec, engine, device, guided=True))
         elif n == "noisy":  # not on undamaged photos: the input is the truth there (PSNR ∞)
             out.append(Method("noisy", "noisy input", noisy_input, protocols=(FROZEN, REAL, PAPER)))
         elif n in ("median3", "median5"):
