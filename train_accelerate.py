@@ -436,6 +436,10 @@ def main(argv: list[str] | None = None) -> dict:
             for f in ckpt.iterdir():  # safetensors and torch.save write 0600; give what open() would
                 give_open_mode(f)
             (ckpt / "progress.json").write_text(json.dumps({"wall_seconds": wall_before + time.time() - started_at}))
+            # the model's config beside its weights: a checkpoint is then a model folder that
+            # Denoiser.from_pretrained, cleanvision eval and heldout_check load as it is
+            (ckpt / "config.json").write_text(json.dumps(accelerator.unwrap_model(model)._hub_mixin_config,
+                                                         indent=2, sort_keys=True))
 
     start, started_at = global_step, time.time()
     schedule.start_clock(global_step)

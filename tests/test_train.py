@@ -242,6 +242,7 @@ def test_noise_map_run_starts_from_a_blind_model_and_resumes(tmp_path, folder):
     assert "at step 2" in r.stderr
     model = DnCNN.from_pretrained(out)
     assert model.noise_map == 1 and model.depth == 4
+    assert DnCNN.from_pretrained(out / "checkpoint-4").noise_map == 1  # a checkpoint is a model folder
     assert model.body[0].weight[:, -1].abs().sum() > 0  # the map's input weights moved off zero
     from safetensors.torch import load_file
     at_step_2 = load_file(str(out / "checkpoint-2" / "model.safetensors"))
