@@ -14,7 +14,9 @@ PNG with the input's bit depth (float TIFFs: a float32 TIFF, as the CLI writes t
 
 The two handlers, :func:`restore` and :func:`degrade_and_restore`, are plain functions of the
 denoiser and the inputs (tests call them directly); :func:`build_demo` makes the page and its
-API endpoints ``/restore`` and ``/degrade_and_restore`` from them, and :func:`launch` serves it.
+API endpoints ``/restore`` and ``/degrade_and_restore`` from them, and :func:`launch` serves it,
+with Gradio's MCP server at ``/gradio_api/mcp/`` offering the same two as the tools ``restore``
+and ``degrade_and_restore``. A number outside its range (:data:`FIELDS`) is refused, not clamped.
 """
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -74,6 +78,28 @@ NOISY_EXAMPLES = (
     ("astronaut", {"sigma": 25}, 3),
 )
 OUT_DIR = Path(tempfile.gettempdir()) / "cleanvision-app"
+
+
+class Field(NamedTuple):
+    """One numeric input: its valid range (inclusive), whether it must be a whole number, its default."""
+    lo: float
+    hi: float
+    whole: bool
+    default: float
+
+
+#: Every numeric input by its API name: the sliders are built from these, and a value outside
+#: them is refused (never clamped), whichever way it came (page, API, MCP).
+FIELDS = {
+    "strength": Field(0, 1, False, 1),  # the library's own range (Denoiser.__call__)
+    "sigma": Field(0, 75, False, 25),
+    "salt_pepper": Field(0, 0.3, False, 0),
+    "speckle_var": Field(0, 0.1, False, 0),
+    "scribbles": Field(0, 10, True, 0),
+    "thickness": Field(1, 8, True, 3),
+    "seed": Field(0, 2**63 - 1, True, 0),
+    "jpeg_quality": Field(0, 100, True, 0),  # 0: not saved as JPEG
+}
 
 
 # ---------------------------------------------------------------------------- model
@@ -164,17 +190,30 @@ def read_upload(payload: dict | str | None, what: str = "an image") -> tuple[np.
         raise refuse(str(e), "Cannot read this image") from None
 
 
-def _clamp(v: float | None, lo: float, hi: float, default: float | None = None) -> float:
-    """Slider values arrive unchecked (``preprocess=False``, and API callers send anything)."""
-    if v is None and default is not None:
-        return default
+def checked(name: str, value: float | str | None) -> float:
+    """``value`` of the numeric input ``name`` (a key of :data:`FIELDS`), None meaning its default.
+
+    Out of range is refused with the valid range, never clamped: the handlers run with
+    ``preprocess=False`` (Gradio's own checks are skipped) and API callers send anything, so
+    an API caller's strength 1.5 must not quietly become 1.
+    """
+    field = FIELDS[name]
+    if value is None:
+        return field.default
+    span = f"[{field.lo}, {field.hi}]"
+    kind = "a whole number in" if field.whole else "in"
+    shown = repr(value) if isinstance(value, str) else str(value)
     try:
-        v = float(v)
+        if isinstance(value, bool):
+            raise TypeError
+        x = int(value) if isinstance(value, (int, np.integer)) else float(value)  # ints stay exact
     except (TypeError, ValueError):
-        raise refuse(f"Expected a number, got {v!r}.") from None
-    if not np.isfinite(v):
-        raise refuse(f"Expected a finite number, got {v!r}.")
-    return min(max(v, lo), hi)
+        raise refuse(f"{name} must be a number {kind} {span}, got {shown}.", "Invalid input") from None
+    if field.whole and isinstance(x, float) and x.is_integer():
+        x = int(x)
+    if not field.lo <= x <= field.hi or (field.whole and not isinstance(x, int)):  # NaN fails too
+        raise refuse(f"{name} must be {kind} {span}, got {shown}.", "Out of range")
+    return x
 
 
 def _describe(img: np.ndarray) -> str:
@@ -262,8 +301,8 @@ def restore(den: Denoiser, image: dict | str | None, strength: float | None = 1.
     or a float32 TIFF for float input. Problems raise ``gr.Error`` with a message for the visitor.
     """
     progress = progress or _no_progress
+    strength = checked("strength", strength)  # before decoding: a refusal costs nothing
     img, name = read_upload(image, "a noisy photo")
-    strength = _clamp(strength, 0.0, 1.0, default=1.0)
     out, seconds = _restore(den, img, strength, progress)
     folder = _new_folder()
     stem = Path(name).stem[:80] or "image"
@@ -283,14 +322,19 @@ def restore(den: Denoiser, image: dict | str | None, strength: float | None = 1.
     return (before, after), str(download), status
 
 
-def degrade_and_restore(den: Denoiser, clean_image: dict | str | None, sigma: float = 25,
-                        salt_pepper: float = 0.0, speckle_var: float = 0.0, scribbles: float = 0,
-                        thickness: float = 3, seed: float | None = 0, strength: float | None = 1.0,
-                        jpeg_quality: float | None = 0, progress=None) -> tuple[str, str, str]:
+def degrade_and_restore(den: Denoiser, clean_image: dict | str | None, sigma: float | None = 25,
+                        salt_pepper: float | None = 0.0, speckle_var: float | None = 0.0,
+                        scribbles: float | None = 0, thickness: float | None = 3, seed: float | None = 0,
+                        strength: float | None = 1.0, jpeg_quality: float | None = 0,
+                        progress=None) -> tuple[str, str, str]:
     """Add the chosen noise to a clean image (seeded), restore it: ``(noisy preview, restored
-    preview, a PSNR/SSIM report against the clean image)``. Arguments as the page's sliders;
-    out-of-range values are clamped to the sliders' ranges."""
+    preview, a PSNR/SSIM report against the clean image)``. Arguments as the page's sliders
+    (None: the slider's default); a value outside :data:`FIELDS` raises ``gr.Error`` naming the range."""
     progress = progress or _no_progress
+    given = {"sigma": sigma, "salt_pepper": salt_pepper, "speckle_var": speckle_var, "scribbles": scribbles,
+             "thickness": thickness, "jpeg_quality": jpeg_quality}
+    params = {name: checked(name, value) for name, value in given.items()}
+    seed, strength = checked("seed", seed), checked("strength", strength)
     clean, _ = read_upload(clean_image, "a clean image (or pick an example)")
     note = ""
     h, w = clean.shape[:2]
@@ -299,12 +343,6 @@ def degrade_and_restore(den: Denoiser, clean_image: dict | str | None, sigma: fl
         size = (max(1, int(w * f)), max(1, int(h * f)))
         clean = cv2.resize(clean, size, interpolation=cv2.INTER_AREA)
         note = f"\n\nThe {w}×{h} image was scaled to {size[0]}×{size[1]} for this demo."
-    params = {"sigma": _clamp(sigma, 0, 75), "salt_pepper": _clamp(salt_pepper, 0, 0.3),
-              "speckle_var": _clamp(speckle_var, 0, 0.1), "scribbles": round(_clamp(scribbles, 0, 10)),
-              "thickness": round(_clamp(thickness, 1, 8)),
-              "jpeg_quality": round(_clamp(jpeg_quality or 0, 0, 100))}
-    seed = round(_clamp(seed or 0, 0, 2**63 - 1))
-    strength = _clamp(strength, 0.0, 1.0, default=1.0)
     colour, alpha = split_alpha(clean)
     try:
         noisy_colour, _ = apply_noise(colour, params, seed)
@@ -353,31 +391,92 @@ noise to a clean one and see how much comes back.
 """
 
 
+def _between(name: str) -> str:
+    """The valid range and default of a numeric input, in words, for the tool descriptions."""
+    f = FIELDS[name]
+    whole = "a whole number " if f.whole else ""
+    return f"{whole}from {f.lo} to {f.hi} (default {f.default}; outside is refused)"
+
+
+#: The MCP tools' descriptions. Gradio describes a tool by its function's docstring: the summary,
+#: then under "Args:" one "name: meaning" line per argument, then "Returns:" one line per output.
+RESTORE_DOC = f"""Restore a damaged photo with CleanVision (a small DnCNN on the CPU): removes Gaussian noise, salt-and-pepper specks, speckle, scribbles and camera sensor noise, alone or mixed, without being told which; real camera noise and heavy JPEG blocking only a little.
+
+Args:
+    image: the photo to restore, as a file or URL (http(s):// or a data: URL); PNG, JPEG, TIFF, WebP or BMP, 8 or 16-bit, with or without alpha; at most {MAX_FILE_MB} MB and {MAX_PIXELS // 1_000_000} megapixels.
+    strength: how much of the damage found to remove, {_between("strength")}: 1 removes all of it, lower keeps more texture, 0 returns the photo unchanged.
+
+Returns:
+    the before and after previews (PNG, at most {PREVIEW_MAX_SIDE} px on the long side)
+    the restored photo at full resolution, lossless (a PNG with the input's bit depth and alpha; a float32 TIFF for float input)
+    a status line (size, kind, seconds taken)
+"""
+
+DEGRADE_DOC = f"""Show how much of a chosen damage CleanVision undoes: adds seeded noise to a clean photo, restores it, and measures PSNR and SSIM of the noisy and the restored image against the clean one.
+
+Args:
+    clean_image: a clean photo, as a file or URL (http(s):// or a data: URL); scaled down to {SYNTH_MAX_PIXELS // 1_000_000} megapixels.
+    sigma: standard deviation of Gaussian noise on the 0-255 scale, {_between("sigma")}.
+    salt_pepper: share of pixels set to black or white, {_between("salt_pepper")}.
+    speckle_var: variance of multiplicative speckle noise, {_between("speckle_var")}.
+    scribbles: number of random strokes drawn over the photo, {_between("scribbles")}.
+    thickness: width of the strokes in pixels, {_between("thickness")}.
+    seed: random seed (same seed, same noise), {_between("seed")}.
+    strength: how much of the damage found to remove, {_between("strength")}.
+    jpeg_quality: quality the damaged photo is saved at as JPEG, after the noise, {_between("jpeg_quality")}; 0 means not saved as JPEG.
+
+Returns:
+    the noisy image (PNG)
+    the restored image (PNG)
+    a Markdown table of PSNR and SSIM against the clean image, and the seconds taken
+"""
+
+
+def as_tool(fn: Callable, name: str, doc: str) -> Callable:
+    """Name and describe a handler for MCP: Gradio names the tool after the function (``restore``,
+    as the API endpoint, not the closure's name) and describes it by its docstring."""
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    return fn
+
+
+def _slider(name: str, step: float, label: str, **kwargs) -> gr.Slider:
+    """A slider over exactly the range :func:`checked` accepts for ``name``, at its default."""
+    f = FIELDS[name]
+    return gr.Slider(f.lo, f.hi, value=f.default, step=step, label=label, **kwargs)
+
+
 def build_demo(den: Denoiser, model_label: str | None = None,
                examples_dir: str | Path | None = None) -> gr.Blocks:
     """The page, built from :func:`restore` and :func:`degrade_and_restore` bound to ``den``;
     ``model_label`` names the model in the footer.
 
-    Both handlers are also API endpoints: ``/restore`` (image, strength) and
+    Both handlers are also API endpoints and MCP tools: ``/restore`` (image, strength) and
     ``/degrade_and_restore`` (clean image, sigma, salt-and-pepper, speckle, scribbles,
     thickness, seed, strength, JPEG quality); ``strength`` (default 1) and ``jpeg_quality``
     (default 0 = none) came last, so older callers that leave them out still work.
+
+    In each tab the examples come last, after the result: on a phone the columns stack, and
+    the result must follow the input and its button, not a list of examples.
     """
     clean_examples, noisy_examples = write_examples(Path(examples_dir or OUT_DIR / "examples"))
     params_m = sum(p.numel() for p in den.model.parameters()) / 1e6
     limits = (f"Limits: {MAX_FILE_MB} MB per file, {MAX_PIXELS // 1_000_000} megapixels. "
               f"One image is restored at a time; others wait in a queue of {QUEUE_SIZE}.")
 
-    def restore_event(image: dict | None, strength: float = 1.0, progress: gr.Progress = gr.Progress()):
-        """Restore an uploaded image: before/after previews, a lossless full-resolution download, a status line."""
+    def restore_event(image: dict | str | None, strength: float | None = 1.0,
+                      progress: gr.Progress = gr.Progress()):
         return restore(den, image, strength, progress)
 
-    def degrade_and_restore_event(clean_image: dict | None, sigma: float, salt_pepper: float, speckle_var: float,
-                                  scribbles: float, thickness: float, seed: float | None, strength: float = 1.0,
-                                  jpeg_quality: float = 0, progress: gr.Progress = gr.Progress()):
-        """Add the chosen noise to a clean image (seeded), restore it; PSNR/SSIM against the clean image."""
+    def degrade_and_restore_event(clean_image: dict | str | None, sigma: float | None, salt_pepper: float | None,
+                                  speckle_var: float | None, scribbles: float | None, thickness: float | None,
+                                  seed: float | None, strength: float | None = 1.0, jpeg_quality: float | None = 0,
+                                  progress: gr.Progress = gr.Progress()):
         return degrade_and_restore(den, clean_image, sigma, salt_pepper, speckle_var, scribbles, thickness, seed,
                                    strength, jpeg_quality, progress)
+
+    as_tool(restore_event, "restore", RESTORE_DOC)
+    as_tool(degrade_and_restore_event, "degrade_and_restore", DEGRADE_DOC)
 
     with gr.Blocks(title="CleanVision: blind photo restoration", analytics_enabled=False,
                    delete_cache=(KEEP_OUTPUTS_S, KEEP_OUTPUTS_S)) as demo:
@@ -391,14 +490,10 @@ def build_demo(den: Denoiser, model_label: str | None = None,
                                      elem_id="restore-input")
                     gr.Markdown("PNG, JPEG, TIFF, WebP or BMP; 8 or 16-bit, with or without alpha.",
                                 elem_id="restore-formats")
-                    strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength",
-                                         info="1 removes all the damage it finds; lower keeps more texture; "
-                                         "0 returns the photo unchanged", elem_id="restore-strength")
+                    strength = _slider("strength", 0.05, "Strength",
+                                       info="1 removes all the damage it finds; lower keeps more texture; "
+                                       "0 returns the photo unchanged", elem_id="restore-strength")
                     restore_btn = gr.Button("Restore", variant="primary", elem_id="restore-btn")
-                    if noisy_examples:
-                        gr.Examples([[p] for p in noisy_examples], inputs=[photo], label="Damaged examples",
-                                    example_labels=["cat: Gaussian + scribbles", "coffee: salt-and-pepper + speckle",
-                                                    "astronaut: Gaussian σ=25"])
                 with gr.Column():
                     compare = gr.ImageSlider(label="Before / after", type="filepath", format="png",
                                              interactive=False, buttons=["fullscreen"], max_height=420,
@@ -406,27 +501,28 @@ def build_demo(den: Denoiser, model_label: str | None = None,
                     restored_file = gr.File(label="Restored, full size", interactive=False,
                                             elem_id="restore-download")
                     status = gr.Markdown(label="status", elem_id="restore-status")
+            if noisy_examples:
+                gr.Examples([[p] for p in noisy_examples], inputs=[photo], label="Damaged examples",
+                            example_labels=["cat: Gaussian + scribbles", "coffee: salt-and-pepper + speckle",
+                                            "astronaut: Gaussian σ=25"], elem_id="restore-examples")
         with gr.Tab("Try it with synthetic noise", id="synthetic-tab"):
             with gr.Row(equal_height=False):
                 with gr.Column():
                     clean_in = gr.Image(label="Clean image", type="filepath", image_mode=None,
                                         sources=["upload", "clipboard"], format="png", height=300,
                                         elem_id="synthetic-input")
-                    if clean_examples:
-                        gr.Examples([[p] for p in clean_examples], inputs=[clean_in],
-                                    label="Clean examples (scikit-image)", example_labels=list(CLEAN_EXAMPLES))
                 with gr.Column():
-                    sigma = gr.Slider(0, 75, value=25, step=1, label="Gaussian σ (0-255)")
-                    salt_pepper = gr.Slider(0, 0.3, value=0.0, step=0.01, label="Salt-and-pepper share")
-                    speckle = gr.Slider(0, 0.1, value=0.0, step=0.005, label="Speckle variance")
-                    scribbles = gr.Slider(0, 10, value=0, step=1, label="Scribbles")
-                    thickness = gr.Slider(1, 8, value=3, step=1, label="Scribble width (px)")
-                    jpeg = gr.Slider(0, 95, value=0, step=5, label="JPEG quality (0 = none)",
-                                     info="saved as JPEG after the noise, as a phone does", elem_id="synthetic-jpeg")
-                    seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same noise)")
-                    synth_strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength",
-                                               info="of the restoration: 1 full, 0 none",
-                                               elem_id="synthetic-strength")
+                    sigma = _slider("sigma", 1, "Gaussian σ (0-255)")
+                    salt_pepper = _slider("salt_pepper", 0.01, "Salt-and-pepper share")
+                    speckle = _slider("speckle_var", 0.005, "Speckle variance")
+                    scribbles = _slider("scribbles", 1, "Scribbles")
+                    thickness = _slider("thickness", 1, "Scribble width (px)")
+                    jpeg = _slider("jpeg_quality", 5, "JPEG quality (0 = none)",
+                                   info="saved as JPEG after the noise, as a phone does", elem_id="synthetic-jpeg")
+                    seed = gr.Number(value=FIELDS["seed"].default, precision=0, minimum=FIELDS["seed"].lo,
+                                     label="Seed (same seed, same noise)", elem_id="synthetic-seed")
+                    synth_strength = _slider("strength", 0.05, "Strength", info="of the restoration: 1 full, 0 none",
+                                             elem_id="synthetic-strength")
                     synth_btn = gr.Button("Add noise and restore", variant="primary", elem_id="synthetic-btn")
             with gr.Row():
                 noisy_out = gr.Image(label="Noisy", type="filepath", format="png", interactive=False,
@@ -434,6 +530,9 @@ def build_demo(den: Denoiser, model_label: str | None = None,
                 restored_out = gr.Image(label="Restored", type="filepath", format="png", interactive=False,
                                         buttons=["download", "fullscreen"], elem_id="synthetic-restored")
             metrics_md = gr.Markdown(label="metrics", elem_id="synthetic-metrics")
+            if clean_examples:
+                gr.Examples([[p] for p in clean_examples], inputs=[clean_in], label="Clean examples (scikit-image)",
+                            example_labels=list(CLEAN_EXAMPLES), elem_id="synthetic-examples")
         gr.Markdown(f"Model: `{model_label or 'shipped with cleanvision'}` — DnCNN, {params_m:.2f} M parameters, "
                     f"{den.engine} engine on {den.device.type}. {limits} "
                     "Uploads and results are deleted after an hour.")
@@ -448,10 +547,33 @@ def build_demo(den: Denoiser, model_label: str | None = None,
     return demo
 
 
-def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs):
-    """Serve the page with the upload limit; extra arguments go to ``gr.Blocks.launch``."""
+def _mcp_outputs_apart() -> None:
+    """Give each output of a tool call its own MCP content, the restored photo an image.
+
+    Gradio 6.31's MCP server, when the client asks for no progress updates, wraps a queued
+    tool's outputs in one list and sends its repr as a single text: the agent gets no image.
+    Its progress path keeps them apart; this makes the other path do the same (the client
+    returns a tuple exactly when an endpoint has several outputs).
+    """
+    from anyio.to_thread import run_sync
+    from gradio.mcp import GradioMCPServer
+
+    async def each_output(self, job) -> list:
+        result = await run_sync(job.result)
+        return list(result) if isinstance(result, tuple) else [result]
+
+    if hasattr(GradioMCPServer, "_execute_tool_without_progress"):  # else Gradio changed: tests/test_mcp.py tells
+        GradioMCPServer._execute_tool_without_progress = each_output
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, mcp: bool = True, **kwargs):
+    """Serve the page with the upload limit and, with ``mcp``, Gradio's MCP server (needs
+    ``gradio[mcp]``) at ``/gradio_api/mcp/`` (streamable HTTP; SSE at ``/gradio_api/mcp/sse``),
+    its tools the two endpoints; extra arguments go to ``gr.Blocks.launch``."""
+    if mcp:
+        _mcp_outputs_apart()
     return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_BYTES,
-                       footer_links=["api"], **kwargs)
+                       footer_links=["api"], mcp_server=mcp, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,8 @@ OUT gets what the Space repository holds:
 
 * ``app.py``, ``README.md`` (the Space card: its YAML header says ``sdk: gradio``, the Gradio
   version, ``app_file: app.py`` and the model repo) and ``requirements.txt`` (CPU torch pinned
-  to ``torch==2.13.0``), copied from ``app/``;
+  to ``torch==2.13.0``; ``gradio[mcp]`` at the card's Gradio version, for the app's MCP
+  server), copied from ``app/``;
 * ``cleanvision/``, the package beside ``app.py`` (the PyPI project called ``cleanvision`` is
   another library, so the Space does not install it), **without** ``cleanvision/weights``: on
   the Space (``SPACE_ID`` is set) the app loads the model from the Hub repo ``HUB_REPO`` of
@@ -15,7 +16,7 @@ OUT gets what the Space repository holds:
 
 Upload it with ``hf upload --repo-type space USER/NAME OUT .``. The folder is checked before
 this script returns: the card parses and names the files that are there, torch is pinned and
-no weights or caches were copied.
+no weights or caches were copied, and the MCP extra is pinned at the card's Gradio version.
 """
 from __future__ import annotations
 
@@ -70,6 +71,9 @@ def check(out: Path) -> None:
     requirements = [line.strip() for line in (out / "requirements.txt").read_text().splitlines()]
     if TORCH_PIN not in requirements:
         problems.append(f"requirements.txt: {TORCH_PIN} is not pinned")
+    mcp_pin = f"gradio[mcp]=={meta.get('sdk_version')}"  # the Space installs gradio without extras
+    if mcp_pin not in requirements:
+        problems.append(f"requirements.txt: {mcp_pin} is not pinned (the app's MCP server needs it)")
     if (out / "cleanvision" / "weights").exists():
         problems.append("cleanvision/weights was copied: the Space takes the weights from the Hub")
     if not (out / "cleanvision" / "__init__.py").is_file():

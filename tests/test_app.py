@@ -1,6 +1,8 @@
 """The web app, served in-process on loopback and called through its API with gradio_client."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -199,3 +201,55 @@ def test_strength_through_the_api_and_refusal_without_traceback(served, astronau
         client.predict(handle_file(str(fake)), api_name="/restore")
     err = capfd.readouterr().err
     assert "Traceback" not in err, err
+
+
+# ---------------------------------------------------------------------------- out-of-range numbers are refused
+
+
+@pytest.mark.parametrize("strength", [1.5, -0.1])
+def test_api_refuses_strength_out_of_range(served, astronaut, tmp_path, strength):
+    """Never clamped: strength 1.5 is an error naming the range [0, 1], as the library's own."""
+    _, client = served
+    image = _png(tmp_path / "n.png", astronaut[:32, :32])
+    with pytest.raises(AppError, match=re.escape(f"strength must be in [0, 1], got {strength}.")):
+        client.predict(image, strength, api_name="/restore")
+    with pytest.raises(AppError, match=re.escape(f"strength must be in [0, 1], got {strength}.")):
+        client.predict(image, 25, 0, 0, 0, 3, 1, strength, api_name="/degrade_and_restore")
+    with pytest.raises(AppError, match=re.escape("sigma must be in [0, 75], got 80.")):
+        client.predict(image, 80, 0, 0, 0, 3, 1, api_name="/degrade_and_restore")
+    _, download, _ = client.predict(image, 1, api_name="/restore")  # the ends of the range are fine
+    assert read_image(download).shape == (32, 32, 3)
+
+
+OUT_OF_RANGE = [("sigma", -1, "in [0, 75]"), ("sigma", 75.5, "in [0, 75]"), ("salt_pepper", 0.31, "in [0, 0.3]"),
+                ("speckle_var", -0.01, "in [0, 0.1]"), ("scribbles", 11, "a whole number in [0, 10]"),
+                ("scribbles", 2.5, "a whole number in [0, 10]"), ("thickness", 0, "a whole number in [1, 8]"),
+                ("seed", -1, "a whole number in [0, 9223372036854775807]"), ("strength", 1.01, "in [0, 1]"),
+                ("jpeg_quality", 101, "a whole number in [0, 100]"), ("sigma", float("nan"), "in [0, 75]"),
+                ("strength", "lots", "a number in [0, 1]")]
+
+
+@pytest.mark.parametrize("name, value, span", OUT_OF_RANGE, ids=[f"{n}={v}" for n, v, _ in OUT_OF_RANGE])
+def test_every_number_out_of_range_is_refused_with_its_range(app_module, shipped, coffee, tmp_path, name, value,
+                                                              span):
+    import gradio as gr
+
+    path = tmp_path / "coffee.png"
+    path.write_bytes(encode_image(coffee[:40, :40], ".png"))
+    with pytest.raises(gr.Error) as e:
+        app_module.degrade_and_restore(shipped, str(path), **{name: value})
+    assert e.value.message.startswith(f"{name} must be {span}, got "), e.value.message
+    assert e.value.print_exception is False
+
+
+def test_missing_numbers_mean_the_defaults(app_module, shipped, coffee, tmp_path):
+    path = tmp_path / "coffee.png"
+    path.write_bytes(encode_image(coffee[:40, :40], ".png"))
+    given = app_module.degrade_and_restore(shipped, str(path), None, None, None, None, None, None, None, None)
+    default = app_module.degrade_and_restore(shipped, str(path))
+    np.testing.assert_array_equal(read_image(given[1]), read_image(default[1]))
+    _, restored, _ = app_module.restore(shipped, str(path), strength=None)
+    assert read_image(restored).shape == (40, 40, 3)
+    assert {n: f.default for n, f in app_module.FIELDS.items()} == {  # as the page's sliders start
+        "strength": 1, "sigma": 25, "salt_pepper": 0, "speckle_var": 0, "scribbles": 0, "thickness": 3,
+        "seed": 0, "jpeg_quality": 0}

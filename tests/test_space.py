@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
+import pytest
 from gradio_client import Client, handle_file
 
 from browser_util import free_port, load_app
@@ -59,6 +62,7 @@ def test_space_folder_runs_alone_with_weights_from_the_hub_cache(tmp_path, astro
     assert any(r.startswith("onnxruntime") for r in requirements) and any(r.startswith("onnx>") for r in requirements)
     meta = SpaceCard.load(space / "README.md").data.to_dict()
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and meta["sdk_version"] == gradio.__version__
+    assert f"gradio[mcp]=={gradio.__version__}" in requirements  # the Space's own gradio has no MCP extra
     repo_id = load_app().HUB_REPO
     assert repo_id in meta["models"]
 
@@ -92,6 +96,10 @@ def test_space_folder_runs_alone_with_weights_from_the_hub_cache(tmp_path, astro
         assert time.time() - t0 < 120 and "Restored" in status
         restored = read_image(download)
         assert psnr_uint8(astronaut[:128, :128], restored) >= psnr_uint8(astronaut[:128, :128], noisy) + 5
+        # the MCP server is on, its tool described (tests/test_mcp.py calls it); on a real Space
+        # (SYSTEM=spaces too) Gradio prefixes the tool names with the Space's: cleanvision_restore
+        tools = {t["name"]: t for t in httpx.get(url + "gradio_api/mcp/schema", timeout=30).json()}
+        assert tools["restore"]["description"].startswith("Restore a damaged photo"), tools
     finally:
         served.stop(proc)
     text = log.read_text()
@@ -109,3 +117,16 @@ def test_which_model_the_app_loads(monkeypatch):
     assert app.model_name() == app.HUB_REPO
     monkeypatch.setenv("CLEANVISION_MODEL", "me/my-dncnn")  # a Space variable picks another repo
     assert app.model_name() == "me/my-dncnn" and app.model_name("runs/x") == "runs/x"
+
+
+def test_space_check_wants_the_mcp_extra_at_the_card_version(tmp_path):
+    """The Space installs gradio from the card without extras: without the pin its MCP server would not start."""
+    import gradio
+
+    build_space = load_script(ROOT / "scripts" / "build_space.py")
+    space = tmp_path / "space"
+    build_space.build(space)
+    requirements = space / "requirements.txt"
+    requirements.write_text(requirements.read_text().replace("gradio[mcp]==", "gradio[mcp]>="))
+    with pytest.raises(SystemExit, match=re.escape(f"gradio[mcp]=={gradio.__version__} is not pinned")):
+        build_space.check(space)

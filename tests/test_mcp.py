@@ -1,0 +1,102 @@
+"""The app's MCP server: an MCP client (the ``mcp`` package, from ``gradio[mcp]``) lists the tools
+over streamable HTTP at /gradio_api/mcp/ and restores a real photo through the ``restore`` tool."""
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import numpy as np
+import pytest
+from mcp import ClientSession, types
+from mcp.client.streamable_http import streamable_http_client
+
+from browser_util import serve_app
+from cleanvision.image_io import decode_image, encode_image
+from cleanvision.metrics import psnr_uint8
+from cleanvision.noise import add_gaussian_noise
+
+
+@pytest.fixture(scope="module")
+def mcp_url():
+    """The app served on loopback with its MCP server (launch() turns it on): the streamable HTTP URL."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("SYSTEM", raising=False)  # on a Space the tool names start with the Space's name
+        with serve_app() as (_, url):
+            yield url.rstrip("/") + "/gradio_api/mcp/"
+
+
+def _with_session(url: str, work):
+    """Run ``work(session)`` in one initialised MCP client session; return its result."""
+    async def run():
+        async with streamable_http_client(url) as (read, write, _), ClientSession(read, write) as session:
+            await session.initialize()
+            return await work(session)
+
+    return asyncio.run(run())
+
+
+def _data_url(img: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(encode_image(img, ".png")).decode()
+
+
+def test_restore_is_a_tool_with_its_description(mcp_url):
+    async def work(session):
+        return (await session.list_tools()).tools
+
+    tools = {t.name: t for t in _with_session(mcp_url, work)}
+    assert "restore" in tools, list(tools)
+    restore = tools["restore"]
+    assert restore.description.startswith("Restore a damaged photo with CleanVision"), restore.description
+    props = restore.inputSchema["properties"]
+    assert set(props) == {"image", "strength"}
+    assert props["image"]["description"].startswith("the photo to restore, as a file or URL")
+    assert "from 0 to 1" in props["strength"]["description"] and props["strength"]["default"] == 1
+    assert restore.inputSchema["required"] == ["image"]
+    # the synthetic-noise demo is a tool too, every argument described with its range
+    degrade = tools["degrade_and_restore"].inputSchema["properties"]
+    assert "from 0 to 75" in degrade["sigma"]["description"]
+    assert all(p.get("description") for p in degrade.values()), degrade
+
+
+@pytest.fixture(scope="module")
+def noisy_png(astronaut):
+    """A noisy crop of a real photo, and its PNG as the data: URL an MCP client sends."""
+    noisy = add_gaussian_noise(astronaut[96:224, 160:288], 25, rng=0)
+    return noisy, _data_url(noisy)
+
+
+@pytest.mark.parametrize("with_progress", [False, True], ids=["plain", "with-progress"])
+def test_restore_tool_restores_a_photo(mcp_url, astronaut, noisy_png, with_progress):
+    """Gradio serves a call with and without progress updates by two paths: both give the image."""
+    clean = astronaut[96:224, 160:288]
+    noisy, url = noisy_png
+    updates = []
+
+    async def on_progress(progress, total, message):
+        updates.append(message)
+
+    async def work(session):
+        return await session.call_tool("restore", {"image": url},
+                                       progress_callback=on_progress if with_progress else None)
+
+    result = _with_session(mcp_url, work)
+    assert bool(updates) == with_progress
+    assert not result.isError, result.content
+    images = [c for c in result.content if isinstance(c, types.ImageContent)]
+    text = " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
+    assert len(images) == 1 and images[0].mimeType == "image/png", result.content  # the full-size download
+    restored = decode_image(base64.b64decode(images[0].data), "restored.png")
+    assert restored.shape == clean.shape and restored.dtype == np.uint8
+    gain = psnr_uint8(clean, restored) - psnr_uint8(clean, noisy)
+    assert gain >= 5.0, f"the restore tool gains only {gain:.2f} dB on astronaut, sigma 25"
+    assert "Image URL: http://127.0.0.1" in text and "_restored.png" in text, text  # and where to fetch it
+    assert "**Restored** 128×128 RGB 8-bit" in text, text  # the status line
+
+
+def test_restore_tool_refuses_strength_out_of_range(mcp_url, astronaut):
+    async def work(session):
+        return await session.call_tool("restore", {"image": _data_url(astronaut[:32, :32]), "strength": 1.5})
+
+    result = _with_session(mcp_url, work)
+    text = " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
+    assert result.isError and "strength must be in [0, 1], got 1.5" in text, result.content
