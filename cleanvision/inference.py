@@ -211,12 +211,36 @@ class Denoiser:
                           self.model.noise_map)
         return est[..., :h, :w]
 
+    #: Side of the crops auto mode reads the level from, and the share of a large photo they cover.
+    LEVEL_CROP, LEVEL_SHARE = 128, 1 / 8
+
+    def level_crops(self, h: int, w: int) -> list[tuple[int, int, int, int]]:
+        """Where auto mode reads the noise level: the whole photo when it is small, else crops on
+        a regular grid covering about ``LEVEL_SHARE`` of it (at least four): the median over tens
+        of thousands of pixels is as steady as over all of them, and the estimator then costs a
+        percent of the restoration instead of five."""
+        c = self.LEVEL_CROP
+        if h * w <= 4 * c * c or h < 2 * c or w < 2 * c:
+            return [(0, h, 0, w)]
+        n = int(min(64, max(4, round(h * w * self.LEVEL_SHARE / (c * c)))))
+        rows = max(1, round((n * h / w) ** 0.5))
+        cols = max(1, -(-n // rows))
+        ys = [round(i * (h - c) / max(1, rows - 1)) for i in range(rows)] if rows > 1 else [(h - c) // 2]
+        xs = [round(j * (w - c) / max(1, cols - 1)) for j in range(cols)] if cols > 1 else [(w - c) // 2]
+        return [(y, y + c, z, z + c) for y in ys for z in xs]
+
     def auto_map(self, x: torch.Tensor) -> torch.Tensor:
         """The map ``noise_level=None`` restores with: one level per image (and colour, for a
-        per-colour map), the median of the estimator's map over the whole photo, so a patch of
-        texture or a few impulses do not move it."""
-        est = self.estimate_tensor(x)
-        return est.flatten(2).median(dim=2).values[..., None, None].expand_as(est)
+        per-colour map), the median of the estimator's map over the photo (:meth:`level_crops`),
+        so a patch of texture or a few impulses do not move it."""
+        h, w = x.shape[-2:]
+        m, parts = self.estimator_margin, []
+        for y0, y1, z0, z1 in self.level_crops(h, w):
+            a, b, c, d = max(0, y0 - m), min(h, y1 + m), max(0, z0 - m), min(w, z1 + m)
+            est = self.estimate_tensor(x[..., a:b, c:d])  # each crop with its context: exact values
+            parts.append(est[..., y0 - a:y1 - a, z0 - c:z1 - c].flatten(2))
+        level = torch.cat(parts, dim=2).median(dim=2).values
+        return level[..., None, None].expand(-1, -1, h, w)
 
     def restore_tensor(self, x: torch.Tensor, progress: Progress | None = None,
                        noise_map: torch.Tensor | None = None) -> torch.Tensor:

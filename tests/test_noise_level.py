@@ -223,3 +223,17 @@ def test_the_benchmark_runs_a_noise_map_model_in_auto_mode_and_guided_by_the_tru
     assert np.array_equal(auto.run(noisy, 25.0), den(noisy))
     (blind,) = build_methods(["model"], ["shipped"], "reference", None, None)  # a blind model: one row
     assert blind.key == "model:shipped" and "noise_level" not in blind.info
+
+
+def test_auto_reads_a_large_photo_from_crops_that_agree_with_the_whole_map(astronaut):
+    """On a large photo auto mode reads the level from a grid of crops (an eighth of it): their
+    median is the whole map's within a few per cent, and the crops lie inside the photo."""
+    from cleanvision import Denoiser
+
+    den = Denoiser(_map_model(), engine="reference")
+    noisy = add_gaussian_noise(astronaut, 20, rng=4)
+    crops = den.level_crops(*noisy.shape[:2])
+    assert len(crops) == 4 and all(0 <= a < b <= 512 and 0 <= c < d <= 512 for a, b, c, d in crops)
+    assert 64 <= len(den.level_crops(3000, 4000)) <= 80 and den.level_crops(200, 300) == [(0, 200, 0, 300)]
+    whole = float(np.median(den.estimate_noise_map(noisy)))
+    assert abs(den.estimate_noise_level(noisy) - whole) < 0.05 * whole
