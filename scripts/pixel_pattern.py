@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Measure the fixed 2-pixel pattern a model leaves (a faint dot grid on flat areas).
 
-    python scripts/pixel_pattern.py --model shipped [--model runs/x] [--limit N]
+    python scripts/pixel_pattern.py --model shipped [--model runs/x] [--phase-correction] [--limit N]
 
 The body of the shipped network runs on a 2×2 pixel-unshuffle, so each sub-pixel phase of a
 2×2 cell has its own output channel, and an offset that differs between them shows as a dot
@@ -13,7 +13,9 @@ gives the median over each set, for the noisy input and each model:
 * CBSD68, undamaged: the clean photo in, scored against itself;
 * CBSD68 `gauss25`: the frozen benchmark's σ 25 images (built under ``.bench/CBSD68``).
 
-Writes ``docs/bench/pixel_pattern.json`` and ``.md`` (``docs/benchmark.md`` includes the table).
+``--phase-correction`` adds a row per model with ``phase_correction`` switched on
+(:func:`cleanvision.model.remove_phase_offset`), whatever its config says. Writes
+``docs/bench/pixel_pattern.json`` and ``.md`` (``docs/benchmark.md`` includes the table).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from cleanvision.bench.sets import ensure_bench, list_images, read_clean, read_noisy, real_pairs  # noqa: E402
 from cleanvision.hardware import cpu_name  # noqa: E402
-from cleanvision.inference import Denoiser, model_location  # noqa: E402
+from cleanvision.inference import Denoiser, load_model  # noqa: E402
 from cleanvision.metrics import pixel_pattern_score  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -66,6 +68,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", action="append", required=True,
                     help="'shipped', a model folder or a Hub repo id (repeatable)")
     ap.add_argument("--engine", default="onnxruntime", help="Denoiser engine (default: the benchmark's)")
+    ap.add_argument("--phase-correction", action="store_true",
+                    help="also run each model with its phase correction switched on")
     ap.add_argument("--limit", type=int, default=None, help="first N images of each set (default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "pixel_pattern",
                     help="writes OUT.json and OUT.md (default: docs/bench/pixel_pattern)")
@@ -73,8 +77,13 @@ def main(argv=None) -> int:
     sets = pairs(args.limit)
     rows = {"noisy input": {s: statistics.median(scores(lambda x: x, items)) for s, items in sets.items()}}
     for spec in args.model:
-        den = Denoiser.from_pretrained(model_location(spec), engine=args.engine)
-        rows[f"CleanVision ({spec})"] = {s: statistics.median(scores(den, items)) for s, items in sets.items()}
+        for corrected in (False, True) if args.phase_correction else (None,):
+            model = load_model(spec)
+            if corrected is not None:
+                model.phase_correction = corrected
+            den = Denoiser(model, engine=args.engine)
+            label = f"CleanVision ({spec}" + {None: "", False: ", as it is", True: ", phase correction on"}[corrected] + ")"
+            rows[label] = {s: statistics.median(scores(den, items)) for s, items in sets.items()}
     doc = {"machine": cpu_name(), "engine": args.engine, "limit": args.limit, "models": args.model,
            "images": {s: len(v) for s, v in sets.items()}, "median_score": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +91,7 @@ def main(argv=None) -> int:
     head = "| | " + " | ".join(f"{s} ({len(sets[s])})" for s in sets) + " |"
     lines = [f"2-pixel pattern score, median over each set (about 1: no fixed pattern); "
              f"`python scripts/pixel_pattern.py {' '.join('--model ' + m for m in args.model)}"
+             f"{' --phase-correction' if args.phase_correction else ''}"
              f"{f' --limit {args.limit}' if args.limit else ''}`, engine `{args.engine}`, {cpu_name()}.", "",
              head, "| --- |" + " ---: |" * len(sets)]
     lines += [f"| {name} | " + " | ".join(f"{v[s]:.1f}" for s in sets) + " |" for name, v in rows.items()]
