@@ -27,11 +27,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="training output folder (save_pretrained + training_info.json)")
     ap.add_argument("--checkpoint", type=Path, default=None, help="ship this checkpoint's weights instead")
+    ap.add_argument("--phase-correction", action="store_true",
+                    help="switch on the model's phase correction in the shipped config (removes the "
+                    "2-pixel dot grid; scripts/pixel_pattern.py --phase-correction measures it)")
     args = ap.parse_args()
     info = json.loads((args.run / "training_info.json").read_text())
     weights = (args.checkpoint or args.run) / "model.safetensors"
     DEST.mkdir(parents=True, exist_ok=True)
-    shutil.copy(args.run / "config.json", DEST / "config.json")
+    config = json.loads((args.run / "config.json").read_text())
+    if args.phase_correction:
+        config["phase_correction"] = True
+    (DEST / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     shutil.copy(weights, DEST / "model.safetensors")
     if args.checkpoint:
         info["shipped_checkpoint"] = args.checkpoint.name
