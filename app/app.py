@@ -17,6 +17,11 @@ denoiser and the inputs (tests call them directly); :func:`build_demo` makes the
 API endpoints ``/restore`` and ``/degrade_and_restore`` from them, and :func:`launch` serves it,
 with Gradio's MCP server at ``/gradio_api/mcp/`` offering the same two as the tools ``restore``
 and ``degrade_and_restore``. A number outside its range (:data:`FIELDS`) is refused, not clamped.
+
+A noise-map model (``Denoiser.takes_noise_level``) gets a "Noise level" control on both tabs
+and the ``noise_level`` parameter: empty or "auto" lets the model estimate it (the status says
+what it found), a number sets σ. A blind model (the shipped one) finds it itself: the control
+is hidden, and a number is refused.
 """
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ from cleanvision.image_io import (decode_image, dtype_white, encode_image, join_
                                   write_image)
 from cleanvision.inference import MODEL_ENV
 from cleanvision.noise import apply_noise
+from cleanvision.options import NOISE_LEVEL_RANGE
 
 log = logging.getLogger("cleanvision.app")
 
@@ -81,11 +87,17 @@ OUT_DIR = Path(tempfile.gettempdir()) / "cleanvision-app"
 
 
 class Field(NamedTuple):
-    """One numeric input: its valid range (inclusive), whether it must be a whole number, its default."""
+    """One numeric input: its valid range (inclusive), whether it must be a whole number, its
+    default (None for ``noise_level``: estimated from the photo)."""
     lo: float
     hi: float
     whole: bool
-    default: float
+    default: float | None
+
+
+def _plain(x: float) -> float:
+    """75.0 as 75, so a range reads [0, 75] as the others do."""
+    return int(x) if float(x).is_integer() else x
 
 
 #: Every numeric input by its API name: the sliders are built from these, and a value outside
@@ -99,7 +111,13 @@ FIELDS = {
     "thickness": Field(1, 8, True, 3),
     "seed": Field(0, 2**63 - 1, True, 0),
     "jpeg_quality": Field(0, 100, True, 0),  # 0: not saved as JPEG
+    # σ on the 0-255 scale, the library's own range; None (or "auto", or ""): estimated from the photo
+    "noise_level": Field(_plain(NOISE_LEVEL_RANGE[0]), _plain(NOISE_LEVEL_RANGE[1]), False, None),
 }
+#: Where the noise-level slider starts, before a photo's estimate is shown on it.
+NOISE_LEVEL_START = 25
+#: The words that ask for the estimated noise level, as None does (compared stripped, lower case).
+AUTO_WORDS = ("", "auto")
 
 
 # ---------------------------------------------------------------------------- model
@@ -216,6 +234,26 @@ def checked(name: str, value: float | str | None) -> float:
     return x
 
 
+def noise_level_of(den: Denoiser, value: float | str | None) -> float | None:
+    """The ``noise_level`` input: None (estimate it) for None, "" or "auto"; else σ, checked
+    against :data:`FIELDS` as the other numbers are. A blind model refuses any number: it finds
+    the noise level itself, and quietly ignoring a level the caller chose would mislead."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in AUTO_WORDS):
+        return None
+    if not den.takes_noise_level:
+        shown = repr(value) if isinstance(value, str) else str(value)
+        raise refuse(f"This model is blind: it finds the noise level itself; leave noise_level empty "
+                     f'(or "auto"), got {shown}.', "Invalid input")
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            f = FIELDS["noise_level"]
+            raise refuse(f'noise_level must be "auto" (or empty) or a number in [{f.lo}, {f.hi}], got {value!r}.',
+                         "Invalid input") from None
+    return checked("noise_level", value)
+
+
 def _describe(img: np.ndarray) -> str:
     h, w = img.shape[:2]
     channels = 1 if img.ndim == 2 else img.shape[2]
@@ -250,20 +288,40 @@ def _no_progress(*args, **kwargs) -> None:
     pass
 
 
-def _restore(den: Denoiser, img: np.ndarray, strength: float, progress) -> tuple[np.ndarray, float]:
-    progress(0, desc="Restoring")
+class Restored(NamedTuple):
+    image: np.ndarray
+    seconds: float
+    #: σ restored with: the estimate in auto mode, the one given, None for a blind model
+    level: float | None
+    #: how it was chosen, in words ("noise level: auto, estimated σ 7.3"); "" for a blind model
+    level_note: str
 
-    def tick(done: int, total: int) -> None:
-        progress((done, total), desc="Restoring", unit="tiles")
 
+def _restore(den: Denoiser, img: np.ndarray, strength: float, noise_level: float | None,
+             progress) -> Restored:
+    """Restore ``img``; with a noise-map model in auto mode (``noise_level`` None) the level the
+    model estimates is measured too (:meth:`Denoiser.estimate_noise_level`: the one the restore
+    uses), for the visitor to see."""
     t0 = time.perf_counter()
+    level, note = noise_level, ""
     try:
-        out = den(img, progress=tick, strength=strength)
+        if den.takes_noise_level and noise_level is None:
+            progress(0, desc="Estimating the noise level")
+            level = den.estimate_noise_level(img)
+            note = f"noise level: auto, estimated σ {level:.1f}"
+        elif den.takes_noise_level:
+            note = f"noise level: σ {noise_level:g}, as set"
+        progress(0, desc="Restoring")
+
+        def tick(done: int, total: int) -> None:
+            progress((done, total), desc="Restoring", unit="tiles")
+
+        out = den(img, progress=tick, strength=strength, noise_level=noise_level)
     except (CleanVisionError, ValueError) as e:
         raise refuse(f"Cannot restore this image: {e}") from None
     except MemoryError:
         raise refuse("Not enough memory to restore this image; try a smaller one.") from None
-    return out, time.perf_counter() - t0
+    return Restored(out, time.perf_counter() - t0, level, note)
 
 
 def _quality(clean: np.ndarray, other: np.ndarray) -> tuple[float, float | None]:
@@ -288,22 +346,36 @@ def _strength_note(strength: float) -> str:
     return "" if strength == 1.0 else f" at strength {strength:g}"
 
 
+def _level_note(r: Restored) -> str:
+    return f"; {r.level_note}" if r.level_note else ""
+
+
 # ---------------------------------------------------------------------------- the handlers
 
 
 def restore(den: Denoiser, image: dict | str | None, strength: float | None = 1.0,
-            progress=None) -> tuple[tuple[str, str], str, str]:
+            noise_level: float | str | None = None, progress=None) -> tuple[tuple[str, str], str, str]:
     """Restore an uploaded image: ``((before, after) previews, the download, a status line)``.
 
     ``image`` is Gradio's file payload or a path; ``strength`` in [0, 1] (1: full restoration,
-    0: the input unchanged); ``progress`` is a ``gr.Progress`` or None. The download is the
-    restored image at full resolution, lossless, with the input's bit depth and alpha: a PNG,
-    or a float32 TIFF for float input. Problems raise ``gr.Error`` with a message for the visitor.
+    0: the input unchanged); ``noise_level`` (noise-map models) None or "auto" to estimate it
+    (the status line gives the estimate), or σ in [0, 75]; ``progress`` is a ``gr.Progress`` or
+    None. The download is the restored image at full resolution, lossless, with the input's bit
+    depth and alpha: a PNG, or a float32 TIFF for float input. Problems raise ``gr.Error`` with
+    a message for the visitor.
     """
+    return _restore_photo(den, image, strength, noise_level, progress)[:3]
+
+
+def _restore_photo(den: Denoiser, image: dict | str | None, strength: float | None,
+                   noise_level: float | str | None, progress) -> tuple[tuple[str, str], str, str, float | None]:
+    """:func:`restore`'s outputs and the noise level restored with (for the page's slider)."""
     progress = progress or _no_progress
     strength = checked("strength", strength)  # before decoding: a refusal costs nothing
+    noise_level = noise_level_of(den, noise_level)
     img, name = read_upload(image, "a noisy photo")
-    out, seconds = _restore(den, img, strength, progress)
+    r = _restore(den, img, strength, noise_level, progress)
+    out = r.image
     folder = _new_folder()
     stem = Path(name).stem[:80] or "image"
     download = folder / f"{stem}_restored{output_suffix(out, '.png')}"
@@ -317,24 +389,33 @@ def restore(den: Denoiser, image: dict | str | None, strength: float | None = 1.
     kind = {np.dtype(np.uint8): "8-bit PNG", np.dtype(np.uint16): "16-bit PNG"}.get(out.dtype, "float32 TIFF")
     preview = (f" Previews are scaled to {PREVIEW_MAX_SIDE} px; the download is full size."
                if max(img.shape[:2]) > PREVIEW_MAX_SIDE else "")
-    status = (f"**Restored** {_describe(img)}{_strength_note(strength)} in **{seconds:.2f} s**. "
+    status = (f"**Restored** {_describe(img)}{_strength_note(strength)} in **{r.seconds:.2f} s**{_level_note(r)}. "
               f"Download: lossless {kind} at full resolution{extra}.{preview}")
-    return (before, after), str(download), status
+    return (before, after), str(download), status, r.level
 
 
 def degrade_and_restore(den: Denoiser, clean_image: dict | str | None, sigma: float | None = 25,
                         salt_pepper: float | None = 0.0, speckle_var: float | None = 0.0,
                         scribbles: float | None = 0, thickness: float | None = 3, seed: float | None = 0,
                         strength: float | None = 1.0, jpeg_quality: float | None = 0,
-                        progress=None) -> tuple[str, str, str]:
+                        noise_level: float | str | None = None, progress=None) -> tuple[str, str, str]:
     """Add the chosen noise to a clean image (seeded), restore it: ``(noisy preview, restored
     preview, a PSNR/SSIM report against the clean image)``. Arguments as the page's sliders
-    (None: the slider's default); a value outside :data:`FIELDS` raises ``gr.Error`` naming the range."""
+    (None: the slider's default; ``noise_level`` as in :func:`restore`); a value outside
+    :data:`FIELDS` raises ``gr.Error`` naming the range."""
+    return _degrade_and_restore(den, clean_image, sigma, salt_pepper, speckle_var, scribbles, thickness, seed,
+                                strength, jpeg_quality, noise_level, progress)[:3]
+
+
+def _degrade_and_restore(den: Denoiser, clean_image, sigma, salt_pepper, speckle_var, scribbles, thickness, seed,
+                         strength, jpeg_quality, noise_level, progress) -> tuple[str, str, str, float | None]:
+    """:func:`degrade_and_restore`'s outputs and the noise level restored with."""
     progress = progress or _no_progress
     given = {"sigma": sigma, "salt_pepper": salt_pepper, "speckle_var": speckle_var, "scribbles": scribbles,
              "thickness": thickness, "jpeg_quality": jpeg_quality}
     params = {name: checked(name, value) for name, value in given.items()}
     seed, strength = checked("seed", seed), checked("strength", strength)
+    noise_level = noise_level_of(den, noise_level)
     clean, _ = read_upload(clean_image, "a clean image (or pick an example)")
     note = ""
     h, w = clean.shape[:2]
@@ -349,7 +430,8 @@ def degrade_and_restore(den: Denoiser, clean_image: dict | str | None, sigma: fl
     except (ValueError, TypeError) as e:
         raise refuse(f"Cannot add noise: {e}") from None
     noisy = join_alpha(noisy_colour, alpha)
-    restored, seconds = _restore(den, noisy, strength, progress)
+    r = _restore(den, noisy, strength, noise_level, progress)
+    restored = r.image
     folder = _new_folder()
     p_noisy, s_noisy = _quality(clean, noisy)
     p_rest, s_rest = _quality(clean, restored)
@@ -357,8 +439,9 @@ def degrade_and_restore(den: Denoiser, clean_image: dict | str | None, sigma: fl
     report = (f"| against the clean image | PSNR | SSIM |\n|---|---|---|\n"
               f"| noisy | {_fmt_psnr(p_noisy)} | {_fmt_ssim(s_noisy)} |\n"
               f"| restored | {_fmt_psnr(p_rest)}{gain} | {_fmt_ssim(s_rest)} |\n\n"
-              f"Restored {_describe(noisy)}{_strength_note(strength)} in **{seconds:.2f} s**.{note}")
-    return _save_display(noisy, folder / "noisy.png"), _save_display(restored, folder / "restored.png"), report
+              f"Restored {_describe(noisy)}{_strength_note(strength)} in **{r.seconds:.2f} s**{_level_note(r)}.{note}")
+    return (_save_display(noisy, folder / "noisy.png"), _save_display(restored, folder / "restored.png"), report,
+            r.level)
 
 
 def write_examples(folder: Path) -> tuple[list[str], list[str]]:
@@ -398,18 +481,33 @@ def _between(name: str) -> str:
     return f"{whole}from {f.lo} to {f.hi} (default {f.default}; outside is refused)"
 
 
+def _noise_level_arg(takes_level: bool, photo: str, where: str) -> str:
+    """The ``noise_level`` argument's description: what it does for a noise-map model, that it
+    must be left out for a blind one; ``photo`` the image restored, ``where`` the output that
+    gives the estimate."""
+    if not takes_level:
+        return ('leave it out (or "auto"): this server\'s model is blind and finds the noise level in each '
+                "photo itself; a number is refused.")
+    f = FIELDS["noise_level"]
+    return (f"how noisy {photo} is, as σ on the 0-255 scale, from {f.lo} to {f.hi} (outside is refused); "
+            f'leave it out (or "auto") to have the model estimate it ({where} gives the estimate). '
+            "Lower keeps more texture, higher removes more.")
+
+
 #: The MCP tools' descriptions. Gradio describes a tool by its function's docstring: the summary,
 #: then under "Args:" one "name: meaning" line per argument, then "Returns:" one line per output.
+#: ``{noise_level}`` is filled in by :func:`tool_docs` for the model served.
 RESTORE_DOC = f"""Restore a damaged photo with CleanVision (a small DnCNN on the CPU): removes Gaussian noise, salt-and-pepper specks, speckle, scribbles and camera sensor noise, alone or mixed, without being told which; real camera noise and heavy JPEG blocking only a little.
 
 Args:
     image: the photo to restore, as a file or URL (http(s):// or a data: URL); PNG, JPEG, TIFF, WebP or BMP, 8 or 16-bit, with or without alpha; at most {MAX_FILE_MB} MB and {MAX_PIXELS // 1_000_000} megapixels.
     strength: how much of the damage found to remove, {_between("strength")}: 1 removes all of it, lower keeps more texture, 0 returns the photo unchanged.
+    noise_level: {{noise_level}}
 
 Returns:
     the before and after previews (PNG, at most {PREVIEW_MAX_SIDE} px on the long side)
     the restored photo at full resolution, lossless (a PNG with the input's bit depth and alpha; a float32 TIFF for float input)
-    a status line (size, kind, seconds taken)
+    a status line (size, kind, seconds taken; for a model told the noise level, the level used)
 """
 
 DEGRADE_DOC = f"""Show how much of a chosen damage CleanVision undoes: adds seeded noise to a clean photo, restores it, and measures PSNR and SSIM of the noisy and the restored image against the clean one.
@@ -424,12 +522,19 @@ Args:
     seed: random seed (same seed, same noise), {_between("seed")}.
     strength: how much of the damage found to remove, {_between("strength")}.
     jpeg_quality: quality the damaged photo is saved at as JPEG, after the noise, {_between("jpeg_quality")}; 0 means not saved as JPEG.
+    noise_level: {{noise_level}}
 
 Returns:
     the noisy image (PNG)
     the restored image (PNG)
-    a Markdown table of PSNR and SSIM against the clean image, and the seconds taken
+    a Markdown table of PSNR and SSIM against the clean image, the seconds taken (and the noise level used)
 """
+
+
+def tool_docs(takes_level: bool) -> tuple[str, str]:
+    """The two tools' descriptions for a noise-map model (``takes_level``) or a blind one."""
+    return (RESTORE_DOC.format(noise_level=_noise_level_arg(takes_level, "the photo", "the status line")),
+            DEGRADE_DOC.format(noise_level=_noise_level_arg(takes_level, "the damaged photo", "the report")))
 
 
 def as_tool(fn: Callable, name: str, doc: str) -> Callable:
@@ -446,15 +551,65 @@ def _slider(name: str, step: float, label: str, **kwargs) -> gr.Slider:
     return gr.Slider(f.lo, f.hi, value=f.default, step=step, label=label, **kwargs)
 
 
+#: The type of the ``noise_level`` parameter in the API and MCP schemas: a number, "auto" or
+#: nothing (the hidden gr.Number that carries it would say "number" only, and the MCP server
+#: checks each call against the schema: "auto" or null would be turned away before the handler).
+NOISE_LEVEL_SCHEMA = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]}
+
+# In the browser, the Auto checkbox and the slider set the hidden number the endpoint reads
+# (null in auto mode) and Auto greys the slider out; no request to the server.
+_AUTO_JS = "(auto, level) => [{__type__: 'update', interactive: !auto}, auto ? null : level]"
+_SLIDER_JS = "(auto, level) => auto ? null : level"
+
+
+def _show_level(auto: bool, level: float | None):
+    """After a restore in auto mode the slider shows the level the model found, so unticking
+    Auto starts from it (a gr.State lives on the server: this cannot run in the browser)."""
+    return round(level, 1) if auto and level is not None else gr.skip()
+
+
+#: The slider update after a restore: not an API endpoint, and never queued behind a restore.
+SHOW_LEVEL_EVENT = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
+
+
+class NoiseLevelControl(NamedTuple):
+    auto: gr.Checkbox
+    slider: gr.Slider
+    value: gr.Number  # hidden: what the endpoint takes (None: auto)
+    used: gr.State  # the σ the last restore used, from the handler
+
+
+def _noise_level_control(den: Denoiser, tab: str) -> NoiseLevelControl:
+    """One tab's "Noise level" control: an Auto checkbox over a slider for a noise-map model; for a
+    blind model both hidden and a note in their place. Either way the endpoint's ``noise_level``
+    comes from a hidden number, so the API has one parameter for it (None/"auto" or σ)."""
+    takes = den.takes_noise_level
+    f = FIELDS["noise_level"]
+    auto = gr.Checkbox(True, label="Auto noise level", info="estimated from the photo; untick to set it yourself",
+                       visible=takes, elem_id=f"{tab}-noise-auto")
+    slider = gr.Slider(f.lo, f.hi, value=NOISE_LEVEL_START, step=0.1, label="Noise level (σ, 0-255)",
+                       info="lower keeps more texture, higher removes more; on Auto it shows the level "
+                       "found, after restoring", interactive=False, visible=takes, elem_id=f"{tab}-noise-level")
+    gr.Markdown("Noise level: this model finds it in each photo itself.", visible=not takes,
+                elem_id=f"{tab}-noise-note")
+    value = gr.Number(None, label="Noise level", visible=False, elem_id=f"{tab}-noise-value")
+    value.api_info = lambda: dict(NOISE_LEVEL_SCHEMA)  # instance override, read by the API info and MCP schema
+    used = gr.State(None)
+    auto.change(None, [auto, slider], [slider, value], js=_AUTO_JS)
+    slider.change(None, [auto, slider], [value], js=_SLIDER_JS)
+    return NoiseLevelControl(auto, slider, value, used)
+
+
 def build_demo(den: Denoiser, model_label: str | None = None,
                examples_dir: str | Path | None = None) -> gr.Blocks:
     """The page, built from :func:`restore` and :func:`degrade_and_restore` bound to ``den``;
     ``model_label`` names the model in the footer.
 
-    Both handlers are also API endpoints and MCP tools: ``/restore`` (image, strength) and
-    ``/degrade_and_restore`` (clean image, sigma, salt-and-pepper, speckle, scribbles,
-    thickness, seed, strength, JPEG quality); ``strength`` (default 1) and ``jpeg_quality``
-    (default 0 = none) came last, so older callers that leave them out still work.
+    Both handlers are also API endpoints and MCP tools: ``/restore`` (image, strength, noise
+    level) and ``/degrade_and_restore`` (clean image, sigma, salt-and-pepper, speckle, scribbles,
+    thickness, seed, strength, JPEG quality, noise level); ``strength`` (default 1),
+    ``jpeg_quality`` (default 0 = none) and ``noise_level`` (default None = estimated) came
+    last, so older callers that leave them out still work.
 
     In each tab the examples come last, after the result: on a phone the columns stack, and
     the result must follow the input and its button, not a list of examples.
@@ -464,19 +619,21 @@ def build_demo(den: Denoiser, model_label: str | None = None,
     limits = (f"Limits: {MAX_FILE_MB} MB per file, {MAX_PIXELS // 1_000_000} megapixels. "
               f"One image is restored at a time; others wait in a queue of {QUEUE_SIZE}.")
 
+    # each returns its handler's outputs and, into a gr.State (not part of the API), the σ used
     def restore_event(image: dict | str | None, strength: float | None = 1.0,
-                      progress: gr.Progress = gr.Progress()):
-        return restore(den, image, strength, progress)
+                      noise_level: float | str | None = None, progress: gr.Progress = gr.Progress()):
+        return _restore_photo(den, image, strength, noise_level, progress)
 
     def degrade_and_restore_event(clean_image: dict | str | None, sigma: float | None, salt_pepper: float | None,
                                   speckle_var: float | None, scribbles: float | None, thickness: float | None,
                                   seed: float | None, strength: float | None = 1.0, jpeg_quality: float | None = 0,
-                                  progress: gr.Progress = gr.Progress()):
-        return degrade_and_restore(den, clean_image, sigma, salt_pepper, speckle_var, scribbles, thickness, seed,
-                                   strength, jpeg_quality, progress)
+                                  noise_level: float | str | None = None, progress: gr.Progress = gr.Progress()):
+        return _degrade_and_restore(den, clean_image, sigma, salt_pepper, speckle_var, scribbles, thickness, seed,
+                                    strength, jpeg_quality, noise_level, progress)
 
-    as_tool(restore_event, "restore", RESTORE_DOC)
-    as_tool(degrade_and_restore_event, "degrade_and_restore", DEGRADE_DOC)
+    restore_doc, degrade_doc = tool_docs(den.takes_noise_level)
+    as_tool(restore_event, "restore", restore_doc)
+    as_tool(degrade_and_restore_event, "degrade_and_restore", degrade_doc)
 
     with gr.Blocks(title="CleanVision: blind photo restoration", analytics_enabled=False,
                    delete_cache=(KEEP_OUTPUTS_S, KEEP_OUTPUTS_S)) as demo:
@@ -493,6 +650,7 @@ def build_demo(den: Denoiser, model_label: str | None = None,
                     strength = _slider("strength", 0.05, "Strength",
                                        info="1 removes all the damage it finds; lower keeps more texture; "
                                        "0 returns the photo unchanged", elem_id="restore-strength")
+                    restore_level = _noise_level_control(den, "restore")
                     restore_btn = gr.Button("Restore", variant="primary", elem_id="restore-btn")
                 with gr.Column():
                     compare = gr.ImageSlider(label="Before / after", type="filepath", format="png",
@@ -523,6 +681,7 @@ def build_demo(den: Denoiser, model_label: str | None = None,
                                      label="Seed (same seed, same noise)", elem_id="synthetic-seed")
                     synth_strength = _slider("strength", 0.05, "Strength", info="of the restoration: 1 full, 0 none",
                                              elem_id="synthetic-strength")
+                    synth_level = _noise_level_control(den, "synthetic")
                     synth_btn = gr.Button("Add noise and restore", variant="primary", elem_id="synthetic-btn")
             with gr.Row():
                 noisy_out = gr.Image(label="Noisy", type="filepath", format="png", interactive=False,
@@ -533,16 +692,23 @@ def build_demo(den: Denoiser, model_label: str | None = None,
             if clean_examples:
                 gr.Examples([[p] for p in clean_examples], inputs=[clean_in], label="Clean examples (scikit-image)",
                             example_labels=list(CLEAN_EXAMPLES), elem_id="synthetic-examples")
+        kind = "told the noise level (auto: estimated)" if den.takes_noise_level else "blind"
         gr.Markdown(f"Model: `{model_label or 'shipped with cleanvision'}` — DnCNN, {params_m:.2f} M parameters, "
-                    f"{den.engine} engine on {den.device.type}. {limits} "
+                    f"{kind}, {den.engine} engine on {den.device.type}. {limits} "
                     "Uploads and results are deleted after an hour.")
 
-        restore_btn.click(restore_event, inputs=[photo, strength], outputs=[compare, restored_file, status],
-                          api_name="restore", preprocess=False, concurrency_limit=1, concurrency_id=CONCURRENCY_ID)
+        restore_btn.click(restore_event, inputs=[photo, strength, restore_level.value],
+                          outputs=[compare, restored_file, status, restore_level.used], api_name="restore",
+                          preprocess=False, concurrency_limit=1, concurrency_id=CONCURRENCY_ID
+                          ).success(_show_level, [restore_level.auto, restore_level.used], [restore_level.slider],
+                                    **SHOW_LEVEL_EVENT)
         synth_btn.click(degrade_and_restore_event,
-                        inputs=[clean_in, sigma, salt_pepper, speckle, scribbles, thickness, seed, synth_strength, jpeg],
-                        outputs=[noisy_out, restored_out, metrics_md], api_name="degrade_and_restore",
-                        preprocess=False, concurrency_limit=1, concurrency_id=CONCURRENCY_ID)
+                        inputs=[clean_in, sigma, salt_pepper, speckle, scribbles, thickness, seed, synth_strength, jpeg,
+                                synth_level.value],
+                        outputs=[noisy_out, restored_out, metrics_md, synth_level.used], api_name="degrade_and_restore",
+                        preprocess=False, concurrency_limit=1, concurrency_id=CONCURRENCY_ID
+                        ).success(_show_level, [synth_level.auto, synth_level.used], [synth_level.slider],
+                                  **SHOW_LEVEL_EVENT)
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return demo
 

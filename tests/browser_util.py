@@ -35,6 +35,23 @@ def load_app():
     return sys.modules["cleanvision_app"]
 
 
+def save_noise_map_model(folder: str | Path) -> Path:
+    """Save a small noise-map model (FFDNet-style: it is told the noise level) with random weights
+    to ``folder`` and return it. Random, not fresh: a fresh DnCNN is the identity and ignores
+    its map, so neither the level nor the estimate would change anything."""
+    import torch
+
+    from cleanvision import DnCNN
+
+    torch.manual_seed(0)
+    model = DnCNN(channels=3, depth=5, width=16, pixel_unshuffle=2, noise_map=1, estimator_depth=3,
+                  estimator_width=8)
+    torch.nn.init.normal_(model.body[-1].weight, std=0.05)
+    torch.nn.init.normal_(model.body[0].weight[:, -1], std=0.5)  # the map's input weights
+    model.eval().save_pretrained(folder)
+    return Path(folder)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

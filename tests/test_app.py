@@ -8,7 +8,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from browser_util import serve_app
+from browser_util import save_noise_map_model, serve_app
 from cleanvision.image_io import encode_image, read_image
 from cleanvision.metrics import psnr_uint8
 from cleanvision.noise import apply_noise
@@ -189,11 +189,16 @@ def test_strength_through_the_api_and_refusal_without_traceback(served, astronau
                                        api_name="/degrade_and_restore")
     np.testing.assert_array_equal(read_image(restored), read_image(noisy_again))
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    strength = {"/restore": api["/restore"]["parameters"][-1], "/degrade_and_restore": api["/degrade_and_restore"]["parameters"][-2]}
+    strength = {"/restore": api["/restore"]["parameters"][1], "/degrade_and_restore": api["/degrade_and_restore"]["parameters"][7]}
     for name, param in strength.items():  # appended after the older arguments, with defaults
         assert param["label"] == "Strength" and param["parameter_default"] == 1, param
-    jpeg = api["/degrade_and_restore"]["parameters"][-1]
+    jpeg = api["/degrade_and_restore"]["parameters"][8]
     assert jpeg["parameter_name"] == "jpeg_quality" and jpeg["parameter_default"] == 0, jpeg
+    for name in ("/restore", "/degrade_and_restore"):  # the newest, last: None (auto), a number or "auto"
+        level = api[name]["parameters"][-1]
+        assert level["parameter_name"] == "noise_level" and level["parameter_has_default"], level
+        assert level["parameter_default"] is None and level["python_type"]["type"] == "float | str | None", level
+    assert len(api["/restore"]["parameters"]) == 3 and len(api["/degrade_and_restore"]["parameters"]) == 10
     capfd.readouterr()
     fake = tmp_path / "holiday.png"
     fake.write_text("this is not a picture\n")
@@ -252,4 +257,127 @@ def test_missing_numbers_mean_the_defaults(app_module, shipped, coffee, tmp_path
     assert read_image(restored).shape == (40, 40, 3)
     assert {n: f.default for n, f in app_module.FIELDS.items()} == {  # as the page's sliders start
         "strength": 1, "sigma": 25, "salt_pepper": 0, "speckle_var": 0, "scribbles": 0, "thickness": 3,
-        "seed": 0, "jpeg_quality": 0}
+        "seed": 0, "jpeg_quality": 0, "noise_level": None}  # None: estimated from the photo
+
+
+# ---------------------------------------------------------------------------- the noise level
+
+
+@pytest.fixture(scope="module")
+def map_folder(tmp_path_factory):
+    """A saved noise-map model (random weights: the level and the estimate change the result)."""
+    return save_noise_map_model(tmp_path_factory.mktemp("noise-map-model"))
+
+
+@pytest.fixture(scope="module")
+def map_den(map_folder):
+    from cleanvision import Denoiser
+
+    return Denoiser.from_pretrained(map_folder)
+
+
+@pytest.fixture(scope="module")
+def served_map(app_module, map_folder):
+    """The app as ``app.py --model FOLDER`` serves a noise-map model, and a client."""
+    with serve_app(app_module.load_denoiser(str(map_folder))) as (app, url):
+        yield app, Client(url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def noisy_crop(astronaut):
+    return apply_noise(astronaut[:96, :128], {"sigma": 25}, 0)[0]
+
+
+def _estimate_in(text: str) -> float:
+    found = re.search(r"noise level: auto, estimated σ ([0-9]+\.[0-9])", text)
+    assert found, text
+    return float(found.group(1))
+
+
+def test_noise_level_steers_a_noise_map_model(served_map, noisy_crop, tmp_path):
+    """/restore with noise_level 5 and 40 gives two different images, each saying the level used."""
+    _, client = served_map
+    image = _png(tmp_path / "n.png", noisy_crop)
+    out = {}
+    for level in (5, 40):
+        _, download, status = client.predict(image, 1, level, api_name="/restore")
+        out[level] = read_image(download)
+        assert out[level].shape == noisy_crop.shape and f"noise level: σ {level}, as set" in status, status
+    assert np.abs(out[5].astype(int) - out[40].astype(int)).mean() > 0.5
+    _, restored5, report = client.predict(image, 25, 0, 0, 0, 3, 1, 1, 0, 5, api_name="/degrade_and_restore")
+    _, restored40, _ = client.predict(image, 25, 0, 0, 0, 3, 1, 1, 0, 40, api_name="/degrade_and_restore")
+    assert "noise level: σ 5, as set" in report and not np.array_equal(read_image(restored5), read_image(restored40))
+
+
+def test_auto_noise_level_shows_the_models_estimate(served_map, map_den, noisy_crop, tmp_path):
+    """Auto (None, "auto", "" or left out) restores with the level the model estimates, and the
+    status gives it: Denoiser.estimate_noise_level of the same image, to 0.1."""
+    _, client = served_map
+    image = _png(tmp_path / "n.png", noisy_crop)
+    expected = map_den.estimate_noise_level(noisy_crop)
+    _, download, status = client.predict(image, api_name="/restore")  # an older caller: no noise_level
+    assert abs(_estimate_in(status) - expected) <= 0.1, (status, expected)
+    np.testing.assert_array_equal(read_image(download), map_den(noisy_crop))  # auto is the library's auto
+    for auto in (None, "auto", " Auto ", ""):
+        _, again, status = client.predict(image, 1, auto, api_name="/restore")
+        assert abs(_estimate_in(status) - expected) <= 0.1, (auto, status)
+        np.testing.assert_array_equal(read_image(again), read_image(download))
+    # the synthetic tab reports the estimate for the noisy image it made
+    noisy, _, report = client.predict(image, 30, 0, 0, 0, 3, 4, api_name="/degrade_and_restore")
+    assert abs(_estimate_in(report) - map_den.estimate_noise_level(read_image(noisy))) <= 0.1, report
+
+
+@pytest.mark.parametrize("level", [80, -1, 75.5])
+def test_noise_level_out_of_range_is_refused_with_its_range(served_map, noisy_crop, tmp_path, level):
+    """Never clamped: 80 is an error naming [0, 75], on both endpoints."""
+    _, client = served_map
+    image = _png(tmp_path / "n.png", noisy_crop[:32, :32])
+    message = re.escape(f"noise_level must be in [0, 75], got {level}.")
+    with pytest.raises(AppError, match=message):
+        client.predict(image, 1, level, api_name="/restore")
+    with pytest.raises(AppError, match=message):
+        client.predict(image, 25, 0, 0, 0, 3, 1, 1, 0, level, api_name="/degrade_and_restore")
+    for end in (0, 75):  # the ends of the range are fine
+        _, download, _ = client.predict(image, 1, end, api_name="/restore")
+        assert read_image(download).shape == (32, 32, 3)
+
+
+def test_blind_model_refuses_a_noise_level_and_takes_auto(served, astronaut, tmp_path):
+    """The shipped model is blind: a number is refused saying so; None and "auto" restore as before."""
+    _, client = served
+    image = _png(tmp_path / "n.png", apply_noise(astronaut[:64, :64], {"sigma": 25}, 0)[0])
+    with pytest.raises(AppError, match=r"This model is blind: it finds the noise level itself; leave noise_level "
+                                       r'empty \(or "auto"\), got 10\.'):
+        client.predict(image, 1, 10, api_name="/restore")
+    with pytest.raises(AppError, match="blind"):
+        client.predict(image, 25, 0, 0, 0, 3, 1, 1, 0, 10, api_name="/degrade_and_restore")
+    _, before, status = client.predict(image, api_name="/restore")
+    assert "noise level" not in status, status
+    for auto in (None, "auto"):
+        _, download, _ = client.predict(image, 1, auto, api_name="/restore")
+        np.testing.assert_array_equal(read_image(download), read_image(before))
+    _, restored, report = client.predict(image, 25, 0, 0, 0, 3, 1, 1, 0, "auto", api_name="/degrade_and_restore")
+    assert "PSNR" in report and read_image(restored).shape == (64, 64, 3)
+
+
+def test_noise_level_handler_refusals(app_module, map_den, shipped, coffee, tmp_path):
+    """The handlers, called directly, refuse as the API does, before reading the image."""
+    import gradio as gr
+
+    path = tmp_path / "coffee.png"
+    path.write_bytes(encode_image(coffee[:40, :40], ".png"))
+    cases = [(map_den, 80, "noise_level must be in [0, 75], got 80."),
+             (map_den, "lots", 'noise_level must be "auto" (or empty) or a number in [0, 75], got \'lots\'.'),
+             (map_den, True, "noise_level must be a number in [0, 75], got True."),
+             (map_den, float("nan"), "noise_level must be in [0, 75], got nan."),
+             (shipped, 10, "This model is blind: it finds the noise level itself")]
+    for den, level, message in cases:
+        for handler in (app_module.restore, app_module.degrade_and_restore):
+            with pytest.raises(gr.Error) as e:
+                handler(den, str(path), noise_level=level)
+            assert e.value.message.startswith(message), (level, e.value.message)
+            assert e.value.print_exception is False
+        with pytest.raises(gr.Error, match="noise_level"):  # refused before the upload is looked at
+            app_module.restore(den, None, noise_level=level)
+    _, _, status = app_module.restore(map_den, str(path), noise_level="40")  # a number as text, as MCP may send
+    assert "noise level: σ 40, as set" in status

@@ -5,10 +5,11 @@ The screenshot goes to $CLEANVISION_SCREENSHOT if set, else the test's tmp_path.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from browser_util import (PHONE_VIEWPORT, VIEWPORT, chromium_page, label_problems, require_chromium, restore_in_browser,
-                          serve_app)
+from browser_util import (PHONE_VIEWPORT, VIEWPORT, chromium_page, label_problems, load_app, require_chromium,
+                          restore_in_browser, save_noise_map_model, serve_app)
 
 
 def test_restore_in_browser(tmp_path):
@@ -97,3 +98,54 @@ def test_page_refuses_a_seed_out_of_range():
         toast = page.get_by_text("seed must be a whole number in [0, 9223372036854775807], got -1.")
         toast.wait_for(state="visible")
         assert page.locator("#synthetic-restored img").count() == 0  # nothing was restored
+
+
+TABS = {"restore": "Restore my photo", "synthetic": "Try it with synthetic noise"}
+
+
+def _noise_level_shown(page) -> dict[str, bool]:
+    """Which parts of the Noise level control each tab shows (each tab opened in turn; the
+    restore tab is left open)."""
+    shown = {}
+    for tab in ("synthetic", "restore"):
+        page.get_by_role("tab", name=TABS[tab]).click()
+        page.locator(f"#{tab}-btn").wait_for(state="visible")
+        for part in ("auto", "level", "note"):
+            shown[f"{tab}-{part}"] = page.locator(f"#{tab}-noise-{part}").is_visible()
+    return shown
+
+
+def test_noise_level_control_follows_the_model(tmp_path):
+    """A noise-map model gets the Noise level control: Auto on, the slider greyed out until Auto is
+    unticked; a restore on Auto shows the estimate in the status and on the slider, and a level
+    set on the slider is the one used. The shipped (blind) model shows a note instead."""
+    require_chromium()
+    app = load_app()
+    den = app.load_denoiser(str(save_noise_map_model(tmp_path / "model")))
+    slider = "#restore-noise-level input[type=range]"
+    with serve_app(den) as (app, url), chromium_page(PHONE_VIEWPORT) as page:
+        seen = restore_in_browser(page, url, app.OUT_DIR / "examples" / "coffee_noisy.png", tmp_path / "auto.png")
+        shown_map = _noise_level_shown(page)
+        auto_status, problems = seen["status"], label_problems(page)
+        shown_value = page.locator("#restore-noise-level input[type=number]").input_value()
+        disabled_on_auto = page.locator(slider).is_disabled()
+        page.locator("#restore-noise-auto input").uncheck()
+        page.locator(slider + ":enabled").wait_for()
+        number = page.locator("#restore-noise-level input[type=number]")
+        number.fill("40")
+        number.press("Enter")
+        page.locator("#restore-btn").click()
+        page.locator("#restore-status").get_by_text("noise level: σ 40, as set").wait_for(state="visible")
+    match = re.search(r"noise level: auto, estimated σ ([0-9]+\.[0-9])", auto_status)
+    assert match, auto_status
+    assert float(shown_value) == float(match.group(1)), (shown_value, auto_status)  # the slider shows the estimate
+    assert disabled_on_auto and problems == []
+    assert all(shown_map[f"{tab}-{part}"] for tab in ("restore", "synthetic") for part in ("auto", "level")), shown_map
+    assert not shown_map["restore-note"] and not shown_map["synthetic-note"], shown_map
+    with serve_app() as (_, url), chromium_page() as page:  # the shipped model: blind
+        page.set_default_timeout(60_000)
+        page.goto(url, wait_until="domcontentloaded")
+        page.locator("#restore-noise-note").get_by_text("this model finds it in each photo itself").wait_for()
+        shown_blind = _noise_level_shown(page)
+    assert shown_blind == {"restore-auto": False, "restore-level": False, "restore-note": True,
+                           "synthetic-auto": False, "synthetic-level": False, "synthetic-note": True}, shown_blind
