@@ -1,0 +1,121 @@
+"""Quantisation-aware training: the fake-quantised network is what ONNX Runtime's int8 graph
+computes, and scripts/qat.py is one resumable command that writes a model folder with that graph."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import random_dncnn
+from int8_models import run_qat
+
+pytest.importorskip("onnxruntime", reason="the [onnx] extra is part of the test requirements")
+
+
+def _fused_ops(graph: bytes, tmp_path) -> dict[str, int]:
+    """Op counts of the graph as ONNX Runtime optimises it (QLinearConv: the fused int8 convolutions)."""
+    import onnx
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimised.onnx")).graph.node]
+    return {op: ops.count(op) for op in set(ops)}
+
+
+@pytest.mark.parametrize("noise_map", [0, 1])
+@pytest.mark.parametrize("float_last", [True, False])
+def test_onnxruntime_int8_computes_what_training_saw(astronaut, tmp_path, noise_map, float_last):
+    """On a real noisy photo, ONNX Runtime's int8 graph and the fake-quantised torch model agree
+    to within rounding ties (at most one step of the output's 8-bit grid, on average 1/100 of a
+    grey level), and every quantised convolution became a fused int8 one (QLinearConv)."""
+    import onnxruntime as ort
+
+    from cleanvision.noise import add_gaussian_noise
+    from cleanvision.quantize import QuantSpec, int8_onnx_bytes, prepare_qat, quant_convs
+
+    torch.manual_seed(0)
+    net = random_dncnn(depth=5, width=16, pixel_unshuffle=2, noise_map=noise_map).eval()
+    noisy = add_gaussian_noise(astronaut[100:196, 150:278], 25, rng=0)
+    x = torch.from_numpy(noisy).permute(2, 0, 1)[None].float() / 255
+    level = torch.full((1, 1, 96, 128), 25 / 255) if noise_map else None
+    qat = prepare_qat(net, QuantSpec(float_last=float_last), [(x, level)]).eval()
+    graph = int8_onnx_bytes(qat)
+    feeds = {"image": x.numpy()} | ({"noise_map": level.numpy()} if noise_map else {})
+    got = ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    with torch.no_grad():
+        want = (x - qat.network_noise(x, level)).numpy()
+        plain = net(x, level).numpy()
+    step = 1.0 if float_last else float(quant_convs(qat)[-1].output_quant.effective_scale().detach()) * 255
+    diff = np.abs(got - want) * 255
+    assert diff.max() <= step + 1e-3 and diff.mean() < 0.01, (diff.max(), diff.mean())
+    assert np.abs(got - plain).mean() * 255 > 0.001  # quantised: not the float model
+    ops = _fused_ops(graph, tmp_path)
+    assert ops.get("QLinearConv", 0) == 5 - float_last, ops
+    assert ops.get("Conv", 0) == int(float_last), ops
+
+
+def test_weights_are_symmetric_per_channel_and_7_bit_on_request():
+    from cleanvision.quantize import QuantSpec, prepare_qat, quant_convs, quantise_weight
+
+    net = random_dncnn(depth=4, width=8, pixel_unshuffle=2)
+    for weight_max in (127, 64):
+        qat = prepare_qat(net, QuantSpec(weight_max=weight_max))
+        q, s = quantise_weight(quant_convs(qat)[1].weight, weight_max)
+        assert q.dtype == torch.int8 and int(q.abs().max()) == weight_max  # each channel's largest weight
+        assert torch.equal(q.abs().flatten(1).amax(1), torch.full((8,), weight_max, dtype=torch.int8))
+        assert s.shape == (8,)
+    with pytest.raises(ValueError, match="weight_max"):
+        QuantSpec(weight_max=128)
+
+
+def test_qat_resumes_at_the_saved_step_and_writes_a_model_folder(tmp_path):
+    """Four steps with a checkpoint every two, then the same command to six steps with
+    --resume_from_checkpoint latest: it continues at step 4 (two steps run), keeps the run's own
+    quantisation settings, and the folder is the float model plus an int8 graph recording the
+    float weights' sha256."""
+    from cleanvision.bench.sets import sha256_file
+    from cleanvision.int8 import INT8_FILE, read_metadata
+
+    src = tmp_path / "float"
+    random_dncnn(depth=4, width=8, pixel_unshuffle=2).save_pretrained(src)
+    out = tmp_path / "qat"
+    first = run_qat(src, out, "--max_train_steps", "4", "--checkpointing_steps", "2", "--validation_steps", "2")
+    assert first["steps"] == 4 and first["steps_this_run"] == 4
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    again = run_qat(src, out, "--max_train_steps", "6", "--checkpointing_steps", "2", "--validation_steps", "2",
+                    "--resume_from_checkpoint", "latest", "--weight_max", "64")
+    assert again["steps"] == 6 and again["steps_this_run"] == 2
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+    assert (out / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
+    meta = read_metadata(out / INT8_FILE)
+    assert meta["weights_sha256"] == sha256_file(src / "model.safetensors")
+    assert json.loads(meta["quantization"]) == {"weight_max": 127, "float_last": True}  # the run's own
+    assert json.loads(meta["qat"])["steps"] == 6 and "quality_gate" not in meta
+    assert json.loads((out / "qat_info.json").read_text())["steps"] == 6
+
+
+def test_a_resumed_run_starts_from_the_checkpoint_not_the_float_model(tmp_path):
+    """Resuming a finished run (step 4 of 4) trains nothing and writes the same int8 graph:
+    weights and learned activation scales come back from the checkpoint."""
+    from cleanvision.int8 import INT8_FILE
+
+    src = tmp_path / "float"
+    random_dncnn(depth=4, width=8, pixel_unshuffle=2).save_pretrained(src)
+    out = tmp_path / "qat"
+    run_qat(src, out, "--max_train_steps", "4", "--checkpointing_steps", "4", "--learning_rate", "1e-2")
+    first = (out / INT8_FILE).read_bytes()
+    again = run_qat(src, out, "--max_train_steps", "4", "--resume_from_checkpoint", "latest")
+    assert again["steps_this_run"] == 0
+    assert _without_metadata((out / INT8_FILE).read_bytes()) == _without_metadata(first)
+
+
+def _without_metadata(graph: bytes) -> bytes:
+    import onnx
+
+    proto = onnx.load_from_string(graph)
+    del proto.metadata_props[:]
+    return proto.SerializeToString()
