@@ -65,6 +65,9 @@ class QuantSpec:
     weight_max: int = 127
     #: the last convolution in float (its output, the predicted noise, is not rounded to 8 bits)
     float_last: bool = True
+    #: learn each output channel's weight scale (LSQ) instead of ``max|w| / weight_max``, so a
+    #: channel with a few large weights can clip them rather than coarsen all the others
+    learn_weight_scale: bool = False
 
     def __post_init__(self):
         if not 1 <= self.weight_max <= 127:
@@ -94,9 +97,11 @@ def weight_scale(weight: torch.Tensor, weight_max: int) -> torch.Tensor:
     return torch.where(amax > 0, amax / weight_max, torch.ones_like(amax))
 
 
-def quantise_weight(weight: torch.Tensor, weight_max: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(int8 values as int8, per-channel scales): exactly what :class:`QuantConv2d` rounds to."""
-    s = weight_scale(weight, weight_max)
+def quantise_weight(weight: torch.Tensor, weight_max: int,
+                    scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 values as int8, per-channel scales): exactly what :class:`QuantConv2d` rounds to
+    (``scale``: a learned one, else ``max|w| / weight_max``)."""
+    s = weight_scale(weight, weight_max) if scale is None else scale.detach()
     q = torch.fake_quantize_per_channel_affine(weight.detach(), s, torch.zeros_like(s, dtype=torch.int32), 0,
                                                -weight_max, weight_max)
     return torch.round(q / s.view(-1, *[1] * (weight.dim() - 1))).to(torch.int8), s
@@ -136,7 +141,8 @@ class QuantConv2d(nn.Module):
     float convolution fed the quantised input)."""
 
     def __init__(self, conv: nn.Conv2d, input_quant: ActQuant, weight_max: int,
-                 output_quant: ActQuant | None = None, float_weights: bool = False):
+                 output_quant: ActQuant | None = None, float_weights: bool = False,
+                 learn_weight_scale: bool = False):
         super().__init__()
         self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
         self.weight = nn.Parameter(conv.weight.detach().clone())
@@ -144,15 +150,29 @@ class QuantConv2d(nn.Module):
                                  else torch.zeros(conv.out_channels))
         self.input_quant, self.output_quant = input_quant, output_quant
         self.weight_max, self.float_weights = weight_max, float_weights
+        self.learned_weight_scale = (nn.Parameter(weight_scale(self.weight, weight_max))
+                                     if learn_weight_scale and not float_weights else None)
+
+    def weight_scales(self) -> torch.Tensor:
+        """Per output channel: the learned scale, else ``max|w| / weight_max`` (no gradient)."""
+        if self.learned_weight_scale is not None:
+            return self.learned_weight_scale.abs().clamp_min(1e-12)
+        return weight_scale(self.weight, self.weight_max)
 
     def quantised_params(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The weight and bias the int8 engine multiplies by (dequantised), with straight-through
         gradients to the float ones."""
         if self.float_weights:
             return self.weight, self.bias
-        s = weight_scale(self.weight, self.weight_max)
-        w = torch.fake_quantize_per_channel_affine(self.weight, s, torch.zeros_like(s, dtype=torch.int32), 0,
-                                                   -self.weight_max, self.weight_max)
+        s = self.weight_scales()
+        if self.learned_weight_scale is not None and self.training and torch.is_grad_enabled():
+            per_channel = self.weight[0].numel()
+            w = torch._fake_quantize_learnable_per_channel_affine(
+                self.weight, s, torch.zeros_like(s), 0, -self.weight_max, self.weight_max,
+                1.0 / (per_channel * self.weight_max) ** 0.5)
+        else:
+            w = torch.fake_quantize_per_channel_affine(self.weight, s.detach(), torch.zeros_like(s, dtype=torch.int32),
+                                                       0, -self.weight_max, self.weight_max)
         sb = (s * self.input_quant.effective_scale()).detach()
         b = fake_quant(self.bias, sb, 0, INT32_MIN, INT32_MAX)
         return w, b
@@ -248,7 +268,8 @@ def prepare_qat(model: DnCNN, spec: QuantSpec = QuantSpec(), calibration: Iterab
             last = i == len(convs) - 1
             q_out = ActQuant(noise_scale, NOISE_ZERO_POINT) if last and not spec.float_last else None
             layers.append(QuantConv2d(m, ActQuant(scales[i], 0, learn=i > 0), spec.weight_max, q_out,
-                                      float_weights=last and spec.float_last))
+                                      float_weights=last and spec.float_last,
+                                      learn_weight_scale=spec.learn_weight_scale))
             i += 1
         else:
             layers.append(m)
@@ -311,7 +332,7 @@ def int8_onnx_bytes(qat: DnCNN, opset: int = DEFAULT_OPSET) -> bytes:
                                     name=f"q{k}_x_DQ")]
         node.input[0] = f"q{k}_x_dq"
         if not q.float_weights:
-            wq, ws = quantise_weight(q.weight, q.weight_max)
+            wq, ws = quantise_weight(q.weight, q.weight_max, q.weight_scales())
             sb = (ws.double() * s_in).numpy()
             bq = np.clip(np.round(q.bias.detach().double().numpy() / sb), INT32_MIN, INT32_MAX).astype(np.int32)
             const(f"q{k}_w", wq.numpy())

@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quantise_last", action="store_true",
                    help="also round the last convolution's output (the predicted noise) to 8 bits; by default "
                    "that convolution, about 1%% of the work, runs in float")
+    q.add_argument("--learn_weight_scale", action="store_true",
+                   help="learn each output channel's weight scale (LSQ) instead of taking its largest weight")
     q.add_argument("--calibration_batches", type=int, default=8,
                    help="training batches the first activation scales are fitted on (default: 8)")
     t = p.add_argument_group("optimisation")
@@ -191,7 +193,8 @@ def main(argv: list[str] | None = None) -> dict:
         spec = QuantSpec(**json.loads((out / SPEC_FILE).read_text()))
         model = prepare_qat(float_model, spec)
     else:
-        spec = QuantSpec(weight_max=args.weight_max, float_last=not args.quantise_last)
+        spec = QuantSpec(weight_max=args.weight_max, float_last=not args.quantise_last,
+                         learn_weight_scale=args.learn_weight_scale)
         calibration = []
         for clean in loader:
             _, noisy, given = degraded(clean, mix, map_channels)

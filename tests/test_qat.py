@@ -27,8 +27,8 @@ def _fused_ops(graph: bytes, tmp_path) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("noise_map", [0, 1])
-@pytest.mark.parametrize("float_last", [True, False])
-def test_onnxruntime_int8_computes_what_training_saw(astronaut, tmp_path, noise_map, float_last):
+@pytest.mark.parametrize("float_last,learn_weight_scale", [(True, False), (False, False), (True, True)])
+def test_onnxruntime_int8_computes_what_training_saw(astronaut, tmp_path, noise_map, float_last, learn_weight_scale):
     """On a real noisy photo, ONNX Runtime's int8 graph and the fake-quantised torch model agree
     to within rounding ties (at most one step of the output's 8-bit grid, on average 1/100 of a
     grey level), and every quantised convolution became a fused int8 one (QLinearConv)."""
@@ -42,7 +42,11 @@ def test_onnxruntime_int8_computes_what_training_saw(astronaut, tmp_path, noise_
     noisy = add_gaussian_noise(astronaut[100:196, 150:278], 25, rng=0)
     x = torch.from_numpy(noisy).permute(2, 0, 1)[None].float() / 255
     level = torch.full((1, 1, 96, 128), 25 / 255) if noise_map else None
-    qat = prepare_qat(net, QuantSpec(float_last=float_last), [(x, level)]).eval()
+    qat = prepare_qat(net, QuantSpec(float_last=float_last, learn_weight_scale=learn_weight_scale), [(x, level)])
+    if learn_weight_scale:  # a learned scale that clips: the largest weights saturate at ±127
+        for q in quant_convs(qat)[:-1]:
+            q.learned_weight_scale.data *= 0.7
+    qat.eval()
     graph = int8_onnx_bytes(qat)
     feeds = {"image": x.numpy()} | ({"noise_map": level.numpy()} if noise_map else {})
     got = ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
@@ -93,7 +97,8 @@ def test_qat_resumes_at_the_saved_step_and_writes_a_model_folder(tmp_path):
     assert (out / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
     meta = read_metadata(out / INT8_FILE)
     assert meta["weights_sha256"] == sha256_file(src / "model.safetensors")
-    assert json.loads(meta["quantization"]) == {"weight_max": 127, "float_last": True}  # the run's own
+    assert json.loads(meta["quantization"]) == {"weight_max": 127, "float_last": True,
+                                                "learn_weight_scale": False}  # the run's own
     assert json.loads(meta["qat"])["steps"] == 6 and "quality_gate" not in meta
     assert json.loads((out / "qat_info.json").read_text())["steps"] == 6
 
