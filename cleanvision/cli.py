@@ -243,8 +243,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from .inference import MODEL_ENV, Denoiser
     from .provenance import OutputRecord, model_identity
 
-    if args.engine == "onnxruntime" and args.device and args.device != "cpu":  # said in flags, before any work
-        raise CleanVisionError(f"--engine onnxruntime runs on the CPU; leave out --device {args.device}")
+    if args.engine in ("onnxruntime", "int8") and args.device and args.device != "cpu":  # before any work
+        raise CleanVisionError(f"--engine {args.engine} runs on the CPU; leave out --device {args.device}")
     record = OutputRecord(args.output)
     jobs, errors = _plan(args, args.suffix, "." + args.format, record)
     jobs, state = _split_for_processes(jobs)
@@ -400,8 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{GPU_TILE_SIZE} on CUDA)")
     d.add_argument("--engine", default="auto", choices=ENGINES,
                    help=f"auto ({AUTO_RULE}), reference "
-                   "(plain fp32 PyTorch), fp32 (folded BatchNorm, channels-last), bf16, or onnxruntime "
-                   "(ONNX Runtime on the CPU; needs the [onnx] extra) (default: auto)")
+                   "(plain fp32 PyTorch), fp32 (folded BatchNorm, channels-last), bf16, onnxruntime "
+                   "(ONNX Runtime on the CPU; needs the [onnx] extra), or int8 (the model folder's int8 graph, "
+                   "model_int8.onnx, in ONNX Runtime on the CPU; refused when missing or made from other "
+                   "weights) (default: auto)")
     d.add_argument("--strength", type=_strength, default=1.0, metavar="0..1",
                    help="fraction of the predicted damage removed: 1 the full restoration, 0 an exact "
                    "copy of the input, between them a blend (default: 1)")

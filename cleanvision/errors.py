@@ -39,3 +39,9 @@ class WeightsError(CleanVisionError, ValueError):
 
 class MissingDependencyError(CleanVisionError, ImportError):
     """An optional package a feature needs is not installed; the message says how to install it."""
+
+
+class Int8Unavailable(CleanVisionError):
+    """The int8 engine cannot run this model: no int8 graph beside its weights, a graph made
+    from other weights (stale), or no ONNX Runtime. ``engine="auto"`` falls back to a float
+    engine instead; the message says which it was and how to fix it."""

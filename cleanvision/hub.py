@@ -9,12 +9,15 @@ from pathlib import Path
 from huggingface_hub import HfApi, ModelCard
 
 from .errors import WeightsError
+from .int8 import INT8_FILE, check_fresh
 
 MODEL_FILES = ("config.json", "model.safetensors")
 
 
 def prepare_upload(model_dir: str | Path, card: str | Path | None = None) -> dict[str, Path]:
-    """Check a model folder and return ``{path in repo: local file}`` for the upload.
+    """Check a model folder and return ``{path in repo: local file}`` for the upload: weights,
+    config, training_info.json and the int8 graph (``model_int8.onnx``) where present; a stale
+    int8 graph (made from other weights) is refused.
 
     The model card (``model_card.md`` by default, if present) becomes the repo's README.md;
     it must parse as a Hugging Face ``ModelCard`` with YAML metadata.
@@ -28,6 +31,9 @@ def prepare_upload(model_dir: str | Path, card: str | Path | None = None) -> dic
     for extra in ("training_info.json",):
         if (folder / extra).is_file():
             files[extra] = folder / extra
+    if (folder / INT8_FILE).is_file():  # the int8 engine's graph, only if it was made from these weights
+        check_fresh(folder / INT8_FILE, folder / "model.safetensors")
+        files[INT8_FILE] = folder / INT8_FILE
     if card is not None:
         card = Path(card)
         parsed = ModelCard.load(card)  # raises on a card without valid metadata

@@ -22,6 +22,8 @@ import torch
 from .errors import WeightsError
 from .hardware import cpu_native_bf16, ort_available
 from .image_io import dtype_white, join_alpha, split_alpha
+from .int8 import Int8Graph, auto_int8
+from .int8 import open_graph as open_int8
 from .model import DnCNN, remove_phase_offset
 from .noise_level import as_map
 from .options import AUTO_RULE, CPU_TILE_SIZE, ENGINES, GPU_TILE_SIZE, NOISE_LEVEL_RANGE, STRENGTH_RANGE  # noqa: F401
@@ -88,7 +90,11 @@ class Denoiser:
         engine: ``reference`` (plain fp32 eager PyTorch, the yardstick), ``fp32`` (folded
             BatchNorm, channels-last), ``bf16`` (fp32 plus bfloat16 autocast), ``onnxruntime``
             (the folded network exported to ONNX in memory and run by ONNX Runtime on the CPU,
-            as many threads as torch uses; needs ``pip install 'cleanvision[onnx]'``) or ``auto``.
+            as many threads as torch uses; needs ``pip install 'cleanvision[onnx]'``), ``int8``
+            (the model folder's quantisation-aware int8 graph, ``model_int8.onnx``, in ONNX
+            Runtime on the CPU: :mod:`cleanvision.int8`; raises
+            :class:`~cleanvision.errors.Int8Unavailable` when it is missing, stale or cannot
+            run) or ``auto`` (:meth:`_resolve`; ``int8_note`` says why it did not take int8).
         session: with ``engine="onnxruntime"``, a prebuilt session to run instead of the one
             exported from ``model``: anything with ONNX Runtime's ``run(None, {"image": x})``
             that maps N×C×H×W floats to the restored image (e.g. an int8 form of the graph, or
@@ -102,16 +108,23 @@ class Denoiser:
         if session is not None and engine != "onnxruntime":
             raise ValueError(f'a prebuilt session runs with engine="onnxruntime", got engine={engine!r}')
         self.device = torch.device(device) if device else default_device()
-        if engine == "onnxruntime":
+        if engine in ("onnxruntime", "int8"):
             if device and self.device.type != "cpu":
-                raise ValueError(f'engine="onnxruntime" runs on the CPU, got device {device!r}')
+                raise ValueError(f'engine="{engine}" runs on the CPU, got device {device!r}')
             self.device = torch.device("cpu")
-        self.engine = self._resolve(engine)
+        #: The int8 graph run (engine int8), and why ``auto`` did or did not take one.
+        self.int8_graph: Int8Graph | None = None
+        self.int8_note: str | None = None
+        if engine == "int8":
+            self.int8_graph = open_int8(model)
+        elif engine == "auto" and self.device.type == "cpu":
+            self.int8_graph, self.int8_note = auto_int8(model)
+        self.engine = "int8" if self.int8_graph else self._resolve(engine)
         model = model.eval()
         if self.engine != "reference":
             model = model.fuse().to(memory_format=torch.channels_last)
         self.model = model.to(self.device)
-        self._session = session
+        self._session = self.int8_graph.session if self.int8_graph else session
         if self.engine == "onnxruntime" and session is None:  # built once; MissingDependencyError without onnxruntime
             from .export import ort_session
 
@@ -130,6 +143,9 @@ class Denoiser:
     def _resolve(self, engine: str) -> str:
         """``auto``: the fastest engine measured on this kind of hardware, by rules, not a probe.
 
+        First int8, where :data:`~cleanvision.options.INT8_AUTO_RULE` holds (the model folder's
+        int8 graph is fresh and records a passed quality gate, and the CPU is a kind where int8
+        won the speed table: :func:`cleanvision.int8.auto_int8`, decided before this). Else
         bf16 where the hardware computes it natively (GPUs with bf16, CPUs with AMX or
         AVX512-BF16: 1.9-2.0× the fp32 engines on an AMD EPYC with AVX512-BF16, more with AMX;
         docs/bench/speed_amd_avx512.md, speed_intel_amx.md); on other CPUs ONNX Runtime where

@@ -82,6 +82,10 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         nn.init.zeros_(layers[-1].weight)
         nn.init.zeros_(layers[-1].bias)
         self.estimator = _estimator(c, noise_map, estimator_depth, estimator_width) if noise_map else None
+        #: Where the weights were loaded from (set by :func:`load_weights`), and the Hub repo they
+        #: came from: the int8 engine looks for its graph beside them (:mod:`cleanvision.int8`).
+        self.weights_file: Path | None = None
+        self.hub_repo: dict | None = None
 
     @property
     def receptive_radius(self) -> int:
@@ -235,8 +239,11 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
             path = Path(hf_hub_download(repo_id=model_id, filename=WEIGHTS_FILE, revision=revision,
                                         cache_dir=cache_dir, force_download=force_download,
                                         token=token, local_files_only=local_files_only))
-        model = cls(**model_kwargs)
-        return load_weights(model, path)
+        model = load_weights(cls(**model_kwargs), path)
+        if not os.path.isdir(model_id):
+            model.hub_repo = {"repo_id": model_id, "revision": revision, "cache_dir": cache_dir,
+                              "local_files_only": local_files_only}
+        return model
 
 
 def remove_phase_offset(noise: torch.Tensor, scale: int) -> torch.Tensor:
@@ -287,5 +294,6 @@ def load_weights(model: DnCNN, path: str | Path) -> DnCNN:
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0:3]
         raise WeightsError(f"{path}: weights do not match config.json: {' '.join(first)}") from None
+    model.weights_file = Path(path)
     return model.eval()
 

@@ -9,9 +9,19 @@ import them from here.
 from __future__ import annotations
 
 #: The engines a Denoiser runs (the one list; the CLI's ``--engine`` choices come from it).
-ENGINES = ("auto", "reference", "fp32", "bf16", "onnxruntime")
+ENGINES = ("auto", "reference", "fp32", "bf16", "onnxruntime", "int8")
+#: When ``engine="auto"`` takes int8, in words; the rule is ``cleanvision.int8.auto_int8``. It is
+#: read from the model folder, not fixed here: the int8 graph must be made from these very weights
+#: (its recorded sha256) and record a passed quality gate (``scripts/int8_gate.py``: at most
+#: 0.10 dB below the float model on each gate set, 0.5 dB on the worst image), and the CPU must be
+#: a kind where int8 won the speed table (docs/speed.md): no AMX (bf16 is fastest there), and VNNI
+#: or, with AVX2 alone, weights within 7 bits (no u8×s8 saturation). No shipped graph has passed
+#: yet, so the shipped model's ``auto`` is unchanged.
+INT8_AUTO_RULE = ("int8 where the model folder has an int8 graph made from these weights that passed its "
+                  "quality gate, on a CPU without AMX")
 #: What ``engine="auto"`` picks, in words (for ``--help`` texts); the rule is ``Denoiser._resolve``.
-AUTO_RULE = "bf16 where the hardware computes it natively, else onnxruntime on a CPU where installed, else fp32"
+AUTO_RULE = (f"{INT8_AUTO_RULE}; else bf16 where the hardware computes it natively, else onnxruntime on a CPU "
+             "where installed, else fp32")
 
 CPU_TILE_SIZE = 384
 """Fastest tile side on a 2-core CPU (``cleanvision bench --tile-sweep``, docs/bench/speed_intel_amx.md):

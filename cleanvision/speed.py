@@ -190,7 +190,7 @@ def int8_matmul_peak_gops(max_n: int = 1024, min_seconds: float = 0.05, repeats:
 
 def engine_precision(engine: str) -> str:
     """Which matmul peak an engine's GFLOP/s is read against."""
-    return "bf16" if engine == "bf16" else "fp32"
+    return engine if engine in ("bf16", "int8") else "fp32"
 
 
 def default_engines() -> list[str]:
@@ -226,7 +226,8 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
     load_model(model)  # a model that does not load stops here with its own message, before any timing
     report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "torch": torch.__version__, "isa": isa_summary()},
-              "peak_gflops": {d: matmul_peak_gflops(d) for d in ("fp32", "bf16")},
+              "peak_gflops": {d: matmul_peak_gflops(d) for d in ("fp32", "bf16")}
+              | ({"int8": int8_matmul_peak_gops()} if "int8" in engines else {}),
               "model": model or "shipped", "weights_sha256": weights_sha256(model),
               "tile_size": tile_size or default_tile_size(default_device()),
               "repeats": repeats, "results": []}
@@ -321,7 +322,8 @@ def markdown(report: dict) -> str:
     isa = ", ".join(f for f, on in m.get("isa", {}).items() if on) or "not reported"
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores (ISA: {isa}), torch {m['torch']} "
              f"({m['torch_threads']} threads); "
-             f"measured matmul peak {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} GFLOP/s bf16. "
+             f"measured matmul peak {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} GFLOP/s bf16"
+             + (f", {peak['int8']:.0f} GOP/s int8 (ONNX Runtime)" if "int8" in peak else "") + ". "
              f"Model: {report['model']}"
              + (f" (weights sha256 `{report['weights_sha256'][:12]}`)" if report.get("weights_sha256") else "")
              + f", tile {report['tile_size']}, median of {report['repeats']} runs.",
@@ -363,7 +365,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--engines", default=",".join(default_engines()),
                    help=f"comma-separated, of {', '.join(ENGINES)} (default here: %(default)s; bf16 only "
-                   "where the CPU computes it natively, onnxruntime where installed)")
+                   "where the CPU computes it natively, onnxruntime where installed; int8 needs a --model "
+                   "folder with an int8 graph, its GOP/s read against ONNX Runtime's int8 matmul peak)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tile-size", type=int, default=None, help="default: the Denoiser's for the device")
     p.add_argument("--no-nlm", action="store_true", help="skip OpenCV non-local means")

@@ -17,12 +17,17 @@ TRAIN = SHARED / "data" / "train" / "CBSD432"
 
 def train_small_float(folder: Path, noise_map: int = 0, steps: int = 300, seed: int = 0) -> Path:
     """A 6-layer, 32-wide pixel-unshuffle DnCNN trained ``steps`` steps on CBSD432 crops with the
-    float model's training mix (``TRAIN_MIX``), saved with a training_info.json naming its data."""
+    synthetic mixture (Gaussian, salt-and-pepper, speckle, strokes: quick to learn and to draw),
+    saved with a training_info.json naming its data and degradations as train_accelerate.py
+    records them, which scripts/qat.py then trains on."""
+    import dataclasses
+
     from torch.utils.data import DataLoader
 
     from cleanvision import DnCNN
     from cleanvision.data import FolderImages, RandomPatches, holdout_split, list_images
     from cleanvision.noise_level import training_map
+    from cleanvision.real_noise import SYNTHETIC_ONLY as mix
     from cleanvision.real_noise import training_batch
 
     torch.manual_seed(seed)
@@ -34,7 +39,7 @@ def train_small_float(folder: Path, noise_map: int = 0, steps: int = 300, seed: 
     step = 0
     while step < steps:
         for clean in loader:
-            clean, noisy, sigma = training_batch(clean.float() / 255, return_sigma=True)
+            clean, noisy, sigma = training_batch(clean.float() / 255, mix, return_sigma=True)
             given = training_map(sigma, noise_map) if noise_map else None
             loss = torch.nn.functional.mse_loss(model(noisy, given), clean)
             opt.zero_grad()
@@ -44,7 +49,10 @@ def train_small_float(folder: Path, noise_map: int = 0, steps: int = 300, seed: 
             if step == steps:
                 break
     model.eval().save_pretrained(folder)
-    (folder / "training_info.json").write_text(json.dumps({"train_data": [str(TRAIN)], "steps": steps}))
+    degradations = {"real_fraction": mix.real, "grey_fraction": mix.grey, "clean_fraction": mix.clean,
+                    "real_ranges": dataclasses.asdict(mix.ranges), "synthetic_ranges": dataclasses.asdict(mix.synthetic)}
+    (folder / "training_info.json").write_text(json.dumps({"train_data": [str(TRAIN)], "steps": steps,
+                                                           "degradations": degradations}))
     return folder
 
 
