@@ -8,7 +8,8 @@ The model's BatchNorm is folded, every convolution gets the int8 rounding ONNX R
 convolution does (:mod:`cleanvision.quantize`), activation scales are calibrated on a few
 training batches, and the network is fine-tuned on the degradations and photos the float model
 was trained on (read from its ``training_info.json``: the same ``TrainingMix``, the same
-folders, the same 5 % held out by file name), with the float model's residual loss (MSE).
+folders, the same 5 % held out by file name), with the float model's residual loss (MSE to the
+truth; ``--distill W`` mixes in the float model's own prediction as a second target).
 Checkpoints are Accelerate's (``save_state``, every ``--checkpointing_steps``);
 ``--resume_from_checkpoint latest`` continues at the saved step with the run's own quantisation
 settings (``qat_spec.json``).
@@ -26,6 +27,7 @@ Needs the [onnx] extra (the export) and Accelerate (a default dependency).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
@@ -95,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--train_batch_size", type=int, default=16, help="crops per step (default: 16)")
     t.add_argument("--learning_rate", type=float, default=2e-5, help="peak Adam learning rate (default: 2e-5)")
     t.add_argument("--lr_warmup_steps", type=int, default=50, help="linear warm-up, then cosine to 0 (default: 50)")
+    t.add_argument("--distill", type=float, default=0.0, metavar="W",
+                   help="weight of the float model's own prediction as a second target (distillation): the loss is "
+                   "(1-W)·MSE(to the truth) + W·MSE(to the float model); 0 = the truth only (default: 0)")
     t.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping (0: none; default: 1)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     t.add_argument("--dataloader_num_workers", type=int, default=0, help="data-loader processes (default: 0)")
@@ -233,6 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
             give_open_mode(f)
         (ckpt / "progress.json").write_text(json.dumps({"wall_seconds": wall_before + time.time() - started_at}))
 
+    teacher = copy.deepcopy(float_model).fuse().eval() if args.distill else None
     float_psnr = validate(float_model, crops)
     last_psnr = None
     bar = tqdm(total=total, initial=step, desc="qat", dynamic_ncols=True)
@@ -243,6 +249,10 @@ def main(argv: list[str] | None = None) -> dict:
             clean, noisy, given = degraded(clean, mix, map_channels)
             restored = model(noisy, given) if map_channels else model(noisy)
             loss = F.mse_loss((noisy - restored).float(), noisy - clean)
+            if args.distill:
+                with torch.no_grad():
+                    taught = teacher(noisy, given) if map_channels else teacher(noisy)
+                loss = (1 - args.distill) * loss + args.distill * F.mse_loss(restored.float(), taught.float())
             accelerator.backward(loss)
             if args.max_grad_norm:
                 accelerator.clip_grad_norm_(params, args.max_grad_norm)
@@ -276,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
     command = " ".join(["python scripts/qat.py", *(argv if argv is not None else sys.argv[1:])])
     qat_info = {"command": command, "steps": step, "steps_this_run": step - start, "finished": step >= total,
                 "train_batch_size": args.train_batch_size, "patch_size": args.patch_size,
-                "learning_rate": args.learning_rate, "train_data": [str(d) for d in dirs],
+                "learning_rate": args.learning_rate, "distill": args.distill, "train_data": [str(d) for d in dirs],
                 "train_images": len(files), "validation_images": len(crops),
                 "val_psnr_float": float_psnr, "val_psnr_int8": last_psnr, "val_delta": last_psnr - float_psnr,
                 "wall_seconds": wall_before + time.time() - started_at}

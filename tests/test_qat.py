@@ -124,3 +124,12 @@ def _without_metadata(graph: bytes) -> bytes:
     proto = onnx.load_from_string(graph)
     del proto.metadata_props[:]
     return proto.SerializeToString()
+
+
+def test_distillation_trains_towards_the_float_model_too(tmp_path):
+    """--distill W mixes the float model's own prediction into the target; recorded with the run."""
+    src = tmp_path / "float"
+    random_dncnn(depth=4, width=8, pixel_unshuffle=2).save_pretrained(src)
+    info = run_qat(src, tmp_path / "kd", "--max_train_steps", "2", "--checkpointing_steps", "2", "--distill", "0.5")
+    assert info["steps"] == 2 and info["distill"] == 0.5
+    assert (tmp_path / "kd" / "model_int8.onnx").is_file()
