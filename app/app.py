@@ -309,6 +309,8 @@ def _restore(den: Denoiser, img: np.ndarray, strength: float, noise_level: float
             progress(0, desc="Estimating the noise level")
             level = den.estimate_noise_level(img)
             note = f"noise level: auto, estimated σ {level:.1f}"
+            if den.model.noise_map == 1:  # one level is the whole estimate: restore with it, not estimate twice
+                noise_level = level
         elif den.takes_noise_level:
             note = f"noise level: σ {noise_level:g}, as set"
         progress(0, desc="Restoring")
