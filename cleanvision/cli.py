@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .errors import CleanVisionError, OutputExistsError
-from .options import (AUTO_RULE, CPU_TILE_SIZE, DAMAGE, DEFAULT_OPSET, ENGINES, GPU_TILE_SIZE, MAX_OPSET,
-                      MAX_PIXELS, MIN_OPSET, NOISE_LEVEL_RANGE)
+from .options import (AUTO_RULE, DAMAGE, DEFAULT_OPSET, ENGINES, MAX_OPSET,
+                      MAX_PIXELS, MIN_OPSET, NOISE_LEVEL_RANGE, TILE_RULE)
 
 # Only light modules above: the parser, and so every --help, is built without numpy, OpenCV or
 # torch. Each command imports what it works with when it runs.
@@ -396,8 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --model")
     d.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     d.add_argument("--tile-size", type=int, default=None,
-                   help=f"largest tile side in px (bounds memory; default {CPU_TILE_SIZE} on CPU, "
-                   f"{GPU_TILE_SIZE} on CUDA)")
+                   help=f"largest tile side in px (bounds memory; default: {TILE_RULE})")
     d.add_argument("--engine", default="auto", choices=ENGINES,
                    help=f"auto ({AUTO_RULE}), reference "
                    "(plain fp32 PyTorch), fp32 (folded BatchNorm, channels-last), bf16, onnxruntime "

@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from .errors import WeightsError
-from .hardware import cpu_native_bf16, ort_available
+from .hardware import cpu_flags, cpu_native_bf16, ort_available
 from .image_io import dtype_white, join_alpha, split_alpha
 from .int8 import Int8Graph, auto_int8
 from .int8 import open_graph as open_int8
 from .model import DnCNN, remove_phase_offset
 from .noise_level import as_map
-from .options import AUTO_RULE, CPU_TILE_SIZE, ENGINES, GPU_TILE_SIZE, NOISE_LEVEL_RANGE, STRENGTH_RANGE  # noqa: F401
+from .options import (AUTO_RULE, ENGINES, GPU_TILE_SIZE, NOISE_LEVEL_RANGE, STRENGTH_RANGE,  # noqa: F401
+                      TILE_SIZE_AMX, TILE_SIZE_CPU, TILE_SIZE_ONNXRUNTIME)
 
 #: The weights that ship inside the package; ``Denoiser.from_pretrained()`` loads these.
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "default"
@@ -75,8 +76,12 @@ def load_model(name_or_path: str | os.PathLike | None = None, revision: str | No
         raise WeightsError(f"{name}: cannot load model ({type(e).__name__}: {e})") from None
 
 
-def default_tile_size(device: torch.device) -> int:
-    return GPU_TILE_SIZE if device.type == "cuda" else CPU_TILE_SIZE
+def default_tile_size(device: torch.device, engine: str = "fp32", flags: frozenset[str] | None = None) -> int:
+    """The tile side an engine was measured fastest with on this kind of hardware
+    (:data:`~cleanvision.options.TILE_RULE`)."""
+    if device.type == "cuda" or engine in ("onnxruntime", "int8"):
+        return GPU_TILE_SIZE if device.type == "cuda" else TILE_SIZE_ONNXRUNTIME
+    return TILE_SIZE_AMX if "amx_bf16" in (cpu_flags() if flags is None else flags) else TILE_SIZE_CPU
 
 
 class Denoiser:
@@ -86,7 +91,7 @@ class Denoiser:
         model: the network (BatchNorm is folded away unless ``engine="reference"``).
         device: ``cuda`` when available, else ``cpu``.
         tile_size: largest tile side in pixels; bounds memory for any image size. Default
-            :func:`default_tile_size` of the device.
+            :func:`default_tile_size` of the engine and device.
         engine: ``reference`` (plain fp32 eager PyTorch, the yardstick), ``fp32`` (folded
             BatchNorm, channels-last), ``bf16`` (fp32 plus bfloat16 autocast), ``onnxruntime``
             (the folded network exported to ONNX in memory and run by ONNX Runtime on the CPU,
@@ -130,7 +135,7 @@ class Denoiser:
 
             self._session = ort_session(self.model)
         s = model.scale
-        tile_size = tile_size or default_tile_size(self.device)
+        tile_size = tile_size or default_tile_size(self.device, self.engine)
         self.tile_size = max(s, tile_size - tile_size % s)
         self.margin = -(-model.receptive_radius // s) * s  # rounded up to the unshuffle grid
         self.estimator_margin = -(-model.estimator_radius // s) * s

@@ -23,11 +23,19 @@ INT8_AUTO_RULE = ("int8 where the model folder has an int8 graph made from these
 AUTO_RULE = (f"{INT8_AUTO_RULE}; else bf16 where the hardware computes it natively, else onnxruntime on a CPU "
              "where installed, else fp32")
 
-CPU_TILE_SIZE = 384
-"""Fastest tile side on a 2-core CPU (``cleanvision bench --tile-sweep``, docs/bench/speed_intel_amx.md):
-small tiles keep a layer's activations in cache, which outweighs the extra overlap."""
+#: Fastest tile side per engine on a 2-core CPU (``cleanvision bench --tile-sweep``, docs/speed.md,
+#: "Tile size"). Small tiles keep a layer's activations in cache, which pays on a CPU with AMX
+#: (bf16 at 2040×1080: 384 px 22 % faster than 512); elsewhere the overlap they add costs more
+#: (AMD EPYC, AVX-512: 512 px 7 % faster than 384 for bf16). ONNX Runtime's convolutions gain on
+#: large inputs (AMD EPYC: 1024 px 16 % faster than 384 in fp32, 27 % in int8) for ~1 GB of memory.
+TILE_SIZE_AMX = 384
+TILE_SIZE_CPU = 512
+TILE_SIZE_ONNXRUNTIME = 1024
+#: On a GPU bigger tiles mean fewer, fuller kernel launches (not swept here: no GPU).
 GPU_TILE_SIZE = 1024
-"""On a GPU bigger tiles mean fewer, fuller kernel launches (not swept here: no GPU)."""
+#: The rule in words, for ``--help`` texts; the rule is ``cleanvision.inference.default_tile_size``.
+TILE_RULE = (f"{TILE_SIZE_ONNXRUNTIME} for the onnxruntime and int8 engines and on a GPU, {TILE_SIZE_AMX} for "
+             f"the torch engines on a CPU with AMX, else {TILE_SIZE_CPU}")
 
 #: Default largest image accepted, in pixels (about a 100-megapixel photo).
 MAX_PIXELS = 100_000_000

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .hardware import cpu_name, isa_summary
+from .options import TILE_RULE
 
 if TYPE_CHECKING:  # numpy is imported where it is used: `cleanvision bench --help` needs none of it
     import numpy as np
@@ -72,7 +73,7 @@ def _time_engine(model: str | None, engine: str, width: int, height: int, repeat
         times.append(time.perf_counter() - t0)
     queue.put({"engine": engine, "load_s": load, "first_call_s": first, "median_s": statistics.median(times),
                "times_s": times, "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": base,
-               "flops_per_pixel": den.model.flops_per_pixel})
+               "flops_per_pixel": den.model.flops_per_pixel, "tile_size": den.tile_size})
 
 
 def _time_nlm(width: int, height: int, repeats: int, queue) -> None:
@@ -221,7 +222,7 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
     import torch
     from tqdm.auto import tqdm
 
-    from .inference import default_device, default_tile_size, load_model
+    from .inference import load_model
 
     load_model(model)  # a model that does not load stops here with its own message, before any timing
     report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
@@ -229,7 +230,7 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
               "peak_gflops": {d: matmul_peak_gflops(d) for d in ("fp32", "bf16")}
               | ({"int8": int8_matmul_peak_gops()} if "int8" in engines else {}),
               "model": model or "shipped", "weights_sha256": weights_sha256(model),
-              "tile_size": tile_size or default_tile_size(default_device()),
+              "tile_size": tile_size,  # None: each engine's default (TILE_RULE), per row
               "repeats": repeats, "results": []}
     jobs = [(w, h, e) for (w, h) in sizes for e in engines + (["opencv-nlm"] if nlm else [])]
     for w, h, e in tqdm(jobs, desc="bench", unit="run"):
@@ -326,13 +327,15 @@ def markdown(report: dict) -> str:
              + (f", {peak['int8']:.0f} GOP/s int8 (ONNX Runtime)" if "int8" in peak else "") + ". "
              f"Model: {report['model']}"
              + (f" (weights sha256 `{report['weights_sha256'][:12]}`)" if report.get("weights_sha256") else "")
-             + f", tile {report['tile_size']}, median of {report['repeats']} runs.",
+             + (f", tile {report['tile_size']}" if report.get("tile_size") else ", each engine's default tile")
+             + f", median of {report['repeats']} runs.",
              "",
-             "| size | engine | median s | MP/s | × reference | GFLOP/s | % of peak | load s | first call s "
+             "| size | engine | tile | median s | MP/s | × reference | GFLOP/s | % of peak | load s | first call s "
              "| peak RSS MB |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in report["results"]:
-        lines.append(f"| {r['width']}×{r['height']} | {r['engine']} | {r['median_s']:.3f} | {r['mp_per_s']:.2f} | "
+        tile = r.get("tile_size", report.get("tile_size")) if r["engine"] != "opencv-nlm" else None
+        lines.append(f"| {r['width']}×{r['height']} | {r['engine']} | {tile or '–'} | {r['median_s']:.3f} | {r['mp_per_s']:.2f} | "
                      f"{r.get('speedup_vs_reference', float('nan')):.2f} | {r.get('gflops', float('nan')):.0f} | "
                      f"{r.get('percent_of_peak', float('nan')):.0f} | "
                      f"{r.get('load_s', float('nan')):.2f} | {r.get('first_call_s', float('nan')):.2f} | "
@@ -368,7 +371,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "where the CPU computes it natively, onnxruntime where installed; int8 needs a --model "
                    "folder with an int8 graph, its GOP/s read against ONNX Runtime's int8 matmul peak)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--tile-size", type=int, default=None, help="default: the Denoiser's for the device")
+    p.add_argument("--tile-size", type=int, default=None, help="default: each engine's own (" + TILE_RULE + ")")
     p.add_argument("--no-nlm", action="store_true", help="skip OpenCV non-local means")
     p.add_argument("--quality-data", action="append", default=[], metavar="DIR",
                    help="also compare the engines' PSNR against reference on this folder: a clean set gets the "

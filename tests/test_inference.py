@@ -204,3 +204,20 @@ def test_every_engine_restores_odd_and_one_pixel_photos(engine, astronaut):
         got = den(img)
         assert got.shape == img.shape and got.dtype == img.dtype
         assert np.abs(got.astype(int) - ref(img)).max() <= tol
+
+
+def test_default_tile_follows_the_engine_and_the_cpu():
+    """Each engine gets the tile side its speed table chose (options.TILE_RULE): ONNX Runtime
+    large tiles, the torch engines small ones on AMX CPUs; an explicit tile_size wins."""
+    from cleanvision.hardware import cpu_flags
+    from cleanvision.inference import default_tile_size
+    from cleanvision.options import TILE_SIZE_AMX, TILE_SIZE_CPU, TILE_SIZE_ONNXRUNTIME
+
+    cpu = torch.device("cpu")
+    assert default_tile_size(cpu, "bf16", frozenset({"amx_bf16", "avx512f"})) == TILE_SIZE_AMX
+    assert default_tile_size(cpu, "bf16", frozenset({"avx512_bf16", "avx512f"})) == TILE_SIZE_CPU
+    assert default_tile_size(cpu, "int8", frozenset({"amx_bf16"})) == TILE_SIZE_ONNXRUNTIME
+    model = random_dncnn(depth=3, width=8)
+    assert Denoiser(model, engine="fp32").tile_size == default_tile_size(cpu, "fp32", cpu_flags())
+    assert Denoiser(model, engine="onnxruntime").tile_size == TILE_SIZE_ONNXRUNTIME
+    assert Denoiser(model, engine="onnxruntime", tile_size=256).tile_size == 256
