@@ -189,8 +189,8 @@ def build_data(args: argparse.Namespace):
     val = []
     for i, f in enumerate(val_files[: args.max_validation_images]):
         clean = center_crop(FolderImages([f], args.channels)[0], args.validation_crop)
-        noisy, _ = random_mixture(clean, np.random.default_rng(1000 + i), BENCH_RANGES)
-        val.append((clean, noisy))
+        noisy, params = random_mixture(clean, np.random.default_rng(1000 + i), BENCH_RANGES)
+        val.append((clean, noisy, dense_noise_std(clean, params)))
     if args.validation_data_dir:
         source = f"--validation_data_dir ({len(val_files)} images)"
     elif args.dataset_name:
@@ -209,6 +209,14 @@ def build_data(args: argparse.Namespace):
         logger.info(f"validation: {len(val)} centre crops of {args.validation_crop} px from {source}",
                     main_process_only=True)
     return train, val
+
+
+def dense_noise_std(clean: np.ndarray, params: dict) -> np.ndarray:
+    """The std of a validation crop's dense noise at each pixel (0-255 scale), from what
+    :func:`random_mixture` drew: Gaussian σ and speckle σ·x (impulses and strokes are not
+    dense). The map a noise-map model is validated with beside its own estimate."""
+    var = params.get("sigma", 0.0) ** 2 + params.get("speckle_var", 0.0) * clean.astype(np.float64) ** 2
+    return np.sqrt(var).astype(np.float32)
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -230,17 +238,22 @@ def validate(model, val, accelerator) -> dict[str, float]:
     model.eval()
     net = accelerator.unwrap_model(model)
     dev = accelerator.device
-    totals = torch.zeros(3, device=dev)  # PSNR sum, SSIM sum, crops (float32: MPS has no float64)
+    # PSNR sum, SSIM sum, crops, and a noise-map model's PSNR with the true map (float32: MPS has no float64)
+    totals = torch.zeros(4, device=dev)
     for i in range(accelerator.process_index, len(val), accelerator.num_processes):
-        clean, noisy = (to_tensor(a).to(dev) for a in val[i])
+        clean, noisy, std = (to_tensor(a).to(dev) for a in val[i])
         with accelerator.autocast():
-            out = net(noisy)
-        out = torch.round(out.float().clamp(0, 1) * 255) / 255
+            out = net(noisy)  # a noise-map model reads its map with its estimator
+            guided = net(noisy, reduce_channels(std, net.noise_map)) if net.noise_map else out
+        out, guided = (torch.round(o.float().clamp(0, 1) * 255) / 255 for o in (out, guided))
         totals += torch.stack([metrics.psnr(out, clean).sum(), metrics.ssim(out, clean).sum(),
-                               torch.ones((), device=dev)])
+                               torch.ones((), device=dev), metrics.psnr(guided, clean).sum()])
     model.train()
     totals = accelerator.reduce(totals, "sum")
-    return {"val/psnr": float(totals[0] / totals[2]), "val/ssim": float(totals[1] / totals[2])}
+    logs = {"val/psnr": float(totals[0] / totals[2]), "val/ssim": float(totals[1] / totals[2])}
+    if net.noise_map:
+        logs["val/psnr_guided"] = float(totals[3] / totals[2])
+    return logs
 
 
 class LRSchedule:

@@ -251,3 +251,22 @@ def test_noise_map_run_starts_from_a_blind_model_and_resumes(tmp_path, folder):
     with torch.no_grad():
         low, high = model(x, torch.zeros(1, 1, 32, 32)), model(x, torch.full((1, 1, 32, 32), 0.2))
     assert not torch.equal(low, high)
+    info = json.loads((out / "training_info.json").read_text())
+    assert 0 < info["val/psnr_guided"] < 100 and info["val/psnr_guided"] != info["val/psnr"]  # validated with the true map too
+
+
+def test_validation_map_is_the_std_of_the_dense_noise(astronaut):
+    """What the validation crops' true map says: σ for Gaussian noise, σ·x for speckle (the RMS
+    of noisy − clean over the photo), and nothing for impulses."""
+    from cleanvision.noise import apply_noise
+
+    train = _train_module()
+    photo = (40 + 0.6 * astronaut.astype(np.float64)).round().astype(np.uint8)  # in range: no clipping
+    img = photo.astype(np.float64)
+    for params in ({"sigma": 20.0}, {"speckle_var": 0.04}, {"sigma": 10.0, "speckle_var": 0.02}):
+        noisy, _ = apply_noise(photo, params, 0)
+        std = train.dense_noise_std(photo, params)
+        assert std.shape == photo.shape
+        rms_true = np.sqrt(np.mean((noisy.astype(np.float64) - img) ** 2))  # uint8: clipped, rounded
+        assert np.sqrt(np.mean(std.astype(np.float64) ** 2)) == pytest.approx(rms_true, rel=0.03)
+    assert not train.dense_noise_std(astronaut, {"salt_pepper": 0.1}).any()
