@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = p.add_argument_group("optimisation")
     t.add_argument("--output_dir", required=True,
                    help="run folder: checkpoints, logs, the final model and its README")
+    t.add_argument("--train_only", default="all", choices=("all", "estimator"),
+                   help="estimator: fit only a noise-map model's estimator (--init_from that model) at "
+                        "--estimator_learning_rate, the denoiser frozen and not run, e.g. to refit it on "
+                        "another damage mix once the denoiser's run is done (default: all)")
     t.add_argument("--seed", type=int, default=0, help="random seed (each process derives its own)")
     t.add_argument("--train_batch_size", type=int, default=16, help="patches per batch, per device")
     t.add_argument("--gradient_accumulation_steps", type=int, default=1,
@@ -410,10 +414,17 @@ def main(argv: list[str] | None = None) -> dict:
         model = DnCNN(args.channels, args.depth, args.width, args.pixel_unshuffle, not args.no_batch_norm,
                       args.noise_map)
     map_channels = model.noise_map
+    estimator_only = args.train_only == "estimator"
+    if estimator_only and not map_channels:
+        raise SystemExit("--train_only estimator needs a noise-map model: --init_from one, or --noise_map 1|3")
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     groups = param_groups(model)
     lrs = [args.learning_rate, args.estimator_learning_rate][: len(groups)]
+    if estimator_only:  # the denoiser keeps its weights and BatchNorm statistics: it is never run here
+        for p in groups[0]:
+            p.requires_grad_(False)
+        groups, lrs = groups[1:], lrs[1:]
     optimizer = torch.optim.Adam([{"params": g, "lr": lr} for g, lr in zip(groups, lrs)],
                                  betas=(args.adam_beta1, args.adam_beta2), weight_decay=args.adam_weight_decay)
     schedule = LRSchedule(args, accelerator.num_processes)
@@ -471,18 +482,20 @@ def main(argv: list[str] | None = None) -> dict:
                     clean = clean.contiguous(memory_format=torch.channels_last)
                     noisy = noisy.contiguous(memory_format=torch.channels_last)
                 with accelerator.autocast():  # forward() through DDP; its residual is the prediction
-                    if map_channels:
+                    if estimator_only:
+                        estimate = model(noisy, estimate_only=True)
+                    elif map_channels:
                         given = training_map(sigma, map_channels)
                         restored, estimate = model(noisy, given, with_estimate=True)
                     else:
                         restored = model(noisy)
-                pred = noisy - restored
-                loss = residual_loss(pred.float(), noisy - clean, args.loss, args.psnr_loss_floor_db)
-                if map_channels:
-                    est_loss = estimator_loss(estimate.float(), reduce_channels(sigma, map_channels))
-                    accelerator.backward(loss + est_loss)
+                est_loss = (estimator_loss(estimate.float(), reduce_channels(sigma, map_channels))
+                            if map_channels else None)
+                if estimator_only:
+                    loss = est_loss
                 else:
-                    accelerator.backward(loss)
+                    loss = residual_loss((noisy - restored).float(), noisy - clean, args.loss, args.psnr_loss_floor_db)
+                accelerator.backward(loss if est_loss is None or estimator_only else loss + est_loss)
                 if accelerator.sync_gradients and args.max_grad_norm:
                     for group in param_groups(accelerator.unwrap_model(model)):
                         accelerator.clip_grad_norm_(group, args.max_grad_norm)

@@ -159,9 +159,13 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         return F.pixel_shuffle(out, self.scale) if self.scale > 1 else out
 
     def forward(self, x: torch.Tensor, noise_map: torch.Tensor | None = None,
-                with_estimate: bool = False):
+                with_estimate: bool = False, estimate_only: bool = False):
         """Restored image: input minus the predicted noise. ``with_estimate`` (noise-map models)
-        also returns the estimator's map, so training fits both in one forward pass."""
+        also returns the estimator's map, so training fits both in one forward pass;
+        ``estimate_only`` returns the map alone (training the estimator with the denoiser frozen
+        runs through ``forward``, as a data-parallel wrapper needs)."""
+        if estimate_only:
+            return self.estimate_noise(x)
         if not with_estimate:
             return x - self.predict_noise(x, noise_map)
         est: list = []
