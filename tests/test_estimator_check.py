@@ -1,0 +1,53 @@
+"""scripts/estimator_check.py: noise-level estimators compared on held-out training photos."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from browser_util import save_noise_map_model
+from conftest import load_script
+
+from cleanvision import DnCNN
+
+ROOT = Path(__file__).resolve().parents[1]
+ec = load_script(ROOT / "scripts" / "estimator_check.py")
+
+
+@pytest.mark.parametrize("name", [c for c, (_, t) in ec.CONDITIONS.items() if t > 0 and "JPEG" not in c])
+def test_each_known_level_is_the_std_of_the_damage_it_applies(name, astronaut):
+    """The 'true level' column is what the damage really is: the std of damaged − clean, per
+    colour, on a photo of mid greys (next to no clipping); luminance noise is the same in every colour."""
+    damage, level = ec.CONDITIONS[name]
+    photo = (115 + 0.1 * astronaut[:256, :256].astype(np.float64)).round().astype(np.uint8)
+    diff = damage(photo, np.random.default_rng(0)).astype(np.float64) - photo
+    assert diff.std() == pytest.approx(level, rel=0.03)
+    same = np.allclose(diff[..., 0], diff[..., 1]) and np.allclose(diff[..., 1], diff[..., 2])
+    assert same == name.startswith("luminance")
+
+
+def test_the_summary_of_a_perfect_estimator_is_zero():
+    perfect = {c: t for c, (_, t) in ec.CONDITIONS.items()}
+    assert ec.summary(perfect) == (0.0, 0.0)
+    off = {c: 1.2 * t + 0.5 * (t == 0) for c, t in perfect.items()}  # 20 % high, 0.5 where there is none
+    assert ec.summary(off) == pytest.approx((0.2, 0.5))
+
+
+def test_reads_the_held_out_photos_and_refuses_a_blind_model(tmp_path, astronaut, coffee, capsys):
+    train = tmp_path / "train"
+    train.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(train / f"p{i}.png"), (astronaut if i % 2 else coffee)[:300, :300, ::-1])
+    model = save_noise_map_model(tmp_path / "map")
+    args = ["--model", str(model), "--train_data_dir", str(train), "--validation_fraction", "1", "--limit", "2"]
+    assert ec.main(args + ["--out", str(tmp_path / "t.md")]) == 0
+    table = (tmp_path / "t.md").read_text()
+    assert "median over 2 held-out photos" in table
+    for c in ec.CONDITIONS:
+        assert f"| {c} |" in table
+    DnCNN(depth=3, width=8).save_pretrained(tmp_path / "blind")
+    with pytest.raises(SystemExit):
+        ec.main(["--model", str(tmp_path / "blind"), "--train_data_dir", str(train), "--validation_fraction", "1"])
+    assert "blind model" in capsys.readouterr().err
