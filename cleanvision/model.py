@@ -29,6 +29,7 @@ from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
 from .errors import WeightsError
+from .noise_level import without_impulses
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -96,7 +97,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
     @property
     def estimator_radius(self) -> int:
         """Pixels on each side that influence one pixel of the estimated map."""
-        return self.estimator_depth * self.scale + self.scale
+        return self.estimator_depth * self.scale + self.scale + 1  # + 1: the impulse check's 3×3 median
 
     def pad_to_scale(self, x: torch.Tensor) -> torch.Tensor:
         """Pad bottom/right by edge replication to a multiple of the unshuffle factor."""
@@ -116,7 +117,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         """The noise-level map the estimator reads from ``x``: N×``noise_map``×H×W, σ/255."""
         if not self.noise_map:
             raise ValueError("this model is blind (noise_map=0): it has no noise-level estimator")
-        return self._full_res(self._estimate(self._unshuffle(x)), *x.shape[-2:])
+        return self._full_res(self._estimate(self._unshuffle(without_impulses(x))), *x.shape[-2:])
 
     def _estimate(self, y: torch.Tensor) -> torch.Tensor:
         # softplus keeps the level positive with a gradient everywhere; 10/255 sets its unit
@@ -144,7 +145,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         y = self._unshuffle(x)
         if self.noise_map:
             if noise_map is None or _estimate is not None:
-                est = self._estimate(y)
+                est = self._estimate(self._unshuffle(without_impulses(x)))
                 if _estimate is not None:
                     _estimate.append(self._full_res(est, h, w))
             if noise_map is None:

@@ -237,3 +237,30 @@ def test_auto_reads_a_large_photo_from_crops_that_agree_with_the_whole_map(astro
     assert 64 <= len(den.level_crops(3000, 4000)) <= 80 and den.level_crops(200, 300) == [(0, 200, 0, 300)]
     whole = float(np.median(den.estimate_noise_map(noisy)))
     assert abs(den.estimate_noise_level(noisy) - whole) < 0.05 * whole
+
+
+def test_impulses_are_taken_out_before_the_estimator_reads_the_level(astronaut):
+    """The estimator reads the level from the photo with its impulses replaced by their 3×3
+    median: nearly every impulse of 10 % salt-and-pepper that stands out goes (and lands near the
+    clean value),
+    while an undamaged photo and a Gaussian-noisy one keep every pixel but a handful."""
+    from cleanvision.noise import add_salt_pepper_noise
+    from cleanvision.noise_level import without_impulses
+
+    def t(img):
+        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255
+
+    sp = add_salt_pepper_noise(astronaut, 0.1, rng=0)
+    hit = (sp != astronaut).any(axis=2) & ((sp == 0) | (sp == 255)).all(axis=2)
+    stands_out = hit & (np.abs(sp.astype(int) - astronaut).max(axis=2) > 96)  # not pepper on black
+    out = without_impulses(t(sp))
+    changed = (out != t(sp)).any(dim=1)[0].numpy()
+    assert changed[stands_out].mean() > 0.97 and changed[hit].mean() > 0.8 and changed[~hit].mean() < 0.001
+    err = (out[0].permute(1, 2, 0).numpy() * 255 - astronaut)[hit & changed]
+    assert np.median(np.abs(err)) < 12  # the median of its neighbours: close to what was there
+    for img in (astronaut, add_gaussian_noise(astronaut, 25, rng=1)):
+        assert (without_impulses(t(img)) != t(img)).any(dim=1).float().mean() < 0.001
+    m, x = _map_model(), t(sp)  # the estimator reads the cleaned photo, in training and in use
+    raw, cleaned = (m._full_res(m._estimate(m._unshuffle(y)), 512, 512) for y in (x, without_impulses(x)))
+    assert torch.equal(m.estimate_noise(x), cleaned) and not torch.equal(cleaned, raw)
+    assert torch.equal(m(x, torch.zeros(1, 1, 512, 512), with_estimate=True)[1], cleaned)
