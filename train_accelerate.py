@@ -114,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="estimator: fit only a noise-map model's estimator (--init_from that model) at "
                         "--estimator_learning_rate, the denoiser frozen and not run, e.g. to refit it on "
                         "another damage mix once the denoiser's run is done (default: all)")
+    t.add_argument("--estimator_fit", default="map", choices=("map", "restoration"),
+                   help="what --train_only estimator fits: map, the true noise-level map (L1, in levels); "
+                        "restoration, the frozen denoiser's --loss when it restores with the one level per "
+                        "image the estimate gives (what auto mode does), plus --estimator_map_weight times "
+                        "the map's L1: the level the model restores best with rather than the noise's std "
+                        "(default: map)")
+    t.add_argument("--estimator_map_weight", type=float, default=0.01,
+                   help="with --estimator_fit restoration: weight of the map's L1 (levels) beside the "
+                        "restoration loss (default: 0.01)")
     t.add_argument("--seed", type=int, default=0, help="random seed (each process derives its own)")
     t.add_argument("--train_batch_size", type=int, default=16, help="patches per batch, per device")
     t.add_argument("--gradient_accumulation_steps", type=int, default=1,
@@ -239,6 +248,7 @@ def validate(model, val, accelerator) -> dict[str, float]:
     """
     if not val:
         return {}
+    modes = [m.training for m in model.modules()]  # given back as found (a frozen denoiser stays in eval)
     model.eval()
     net = accelerator.unwrap_model(model)
     dev = accelerator.device
@@ -252,7 +262,8 @@ def validate(model, val, accelerator) -> dict[str, float]:
         out, guided = (torch.round(o.float().clamp(0, 1) * 255) / 255 for o in (out, guided))
         totals += torch.stack([metrics.psnr(out, clean).sum(), metrics.ssim(out, clean).sum(),
                                torch.ones((), device=dev), metrics.psnr(guided, clean).sum()])
-    model.train()
+    for m, mode in zip(model.modules(), modes):
+        m.train(mode)
     totals = accelerator.reduce(totals, "sum")
     logs = {"val/psnr": float(totals[0] / totals[2]), "val/ssim": float(totals[1] / totals[2])}
     if net.noise_map:
@@ -417,6 +428,9 @@ def main(argv: list[str] | None = None) -> dict:
     estimator_only = args.train_only == "estimator"
     if estimator_only and not map_channels:
         raise SystemExit("--train_only estimator needs a noise-map model: --init_from one, or --noise_map 1|3")
+    through_denoiser = args.estimator_fit == "restoration"
+    if through_denoiser and not estimator_only:
+        raise SystemExit("--estimator_fit restoration goes with --train_only estimator (the denoiser frozen)")
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     groups = param_groups(model)
@@ -472,6 +486,8 @@ def main(argv: list[str] | None = None) -> dict:
                disable=not accelerator.is_local_main_process, dynamic_ncols=True)
     last_val: dict[str, float] = {}
     model.train()
+    if estimator_only:  # the frozen denoiser restores as it will in use: BatchNorm's running statistics
+        accelerator.unwrap_model(model).body.eval()
     stop = global_step >= args.max_train_steps
     out_of_time = False
     while not stop:
@@ -482,7 +498,9 @@ def main(argv: list[str] | None = None) -> dict:
                     clean = clean.contiguous(memory_format=torch.channels_last)
                     noisy = noisy.contiguous(memory_format=torch.channels_last)
                 with accelerator.autocast():  # forward() through DDP; its residual is the prediction
-                    if estimator_only:
+                    if through_denoiser:
+                        restored, estimate = model(noisy, with_estimate=True, per_image_level=True)
+                    elif estimator_only:
                         estimate = model(noisy, estimate_only=True)
                     elif map_channels:
                         given = training_map(sigma, map_channels)
@@ -491,7 +509,10 @@ def main(argv: list[str] | None = None) -> dict:
                         restored = model(noisy)
                 est_loss = (estimator_loss(estimate.float(), reduce_channels(sigma, map_channels))
                             if map_channels else None)
-                if estimator_only:
+                if through_denoiser:
+                    loss = (residual_loss((noisy - restored).float(), noisy - clean, args.loss, args.psnr_loss_floor_db)
+                            + args.estimator_map_weight * est_loss)
+                elif estimator_only:
                     loss = est_loss
                 else:
                     loss = residual_loss((noisy - restored).float(), noisy - clean, args.loss, args.psnr_loss_floor_db)

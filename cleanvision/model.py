@@ -29,7 +29,7 @@ from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
 from .errors import WeightsError
-from .noise_level import without_impulses
+from .noise_level import middle_level, without_impulses
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -124,23 +124,25 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         return F.softplus(self.estimator(y).float()) * (ESTIMATOR_UNIT / 255.0)
 
     def predict_noise(self, x: torch.Tensor, noise_map: torch.Tensor | None = None,
-                      _estimate: list | None = None) -> torch.Tensor:
+                      _estimate: list | None = None, per_image_level: bool = False) -> torch.Tensor:
         """The residual (noise) the network sees in ``x`` (N×C×H×W, values in [0, 1]).
 
         ``noise_map`` (N×``noise_map``×H×W, σ/255; noise-map models only): the noise level at
         each pixel; ``None`` reads it from ``x`` with the estimator.
         """
         h, w = x.shape[-2:]
-        noise = self.network_noise(x, noise_map, _estimate)
+        noise = self.network_noise(x, noise_map, _estimate, per_image_level)
         if self.phase_correction:
             noise = remove_phase_offset(noise, self.scale)
         return noise[..., :h, :w]
 
     def network_noise(self, x: torch.Tensor, noise_map: torch.Tensor | None = None,
-                      _estimate: list | None = None) -> torch.Tensor:
+                      _estimate: list | None = None, per_image_level: bool = False) -> torch.Tensor:
         """The network's residual before the whole-input phase correction, at ``x``'s size padded
         to the unshuffle factor: what a tile contributes (:class:`~cleanvision.inference.Denoiser`
-        corrects the assembled image once)."""
+        corrects the assembled image once). ``per_image_level``: with no ``noise_map``, restore
+        with one level per image read from the estimator's map (:func:`middle_level`), as auto
+        mode does, rather than with the map itself."""
         h, w = x.shape[-2:]
         y = self._unshuffle(x)
         if self.noise_map:
@@ -149,7 +151,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
                 if _estimate is not None:
                     _estimate.append(self._full_res(est, h, w))
             if noise_map is None:
-                m = est
+                m = middle_level(est).expand_as(est) if per_image_level else est
             else:
                 m = self.pad_to_scale(noise_map.to(x.dtype))
                 m = F.avg_pool2d(m, self.scale) if self.scale > 1 else m
@@ -160,17 +162,18 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         return F.pixel_shuffle(out, self.scale) if self.scale > 1 else out
 
     def forward(self, x: torch.Tensor, noise_map: torch.Tensor | None = None,
-                with_estimate: bool = False, estimate_only: bool = False):
+                with_estimate: bool = False, estimate_only: bool = False, per_image_level: bool = False):
         """Restored image: input minus the predicted noise. ``with_estimate`` (noise-map models)
         also returns the estimator's map, so training fits both in one forward pass;
-        ``estimate_only`` returns the map alone (training the estimator with the denoiser frozen
-        runs through ``forward``, as a data-parallel wrapper needs)."""
+        ``estimate_only`` returns the map alone; ``per_image_level`` restores with one level per
+        image read from that map (:meth:`network_noise`). Training the estimator with the
+        denoiser frozen runs through ``forward`` too, as a data-parallel wrapper needs."""
         if estimate_only:
             return self.estimate_noise(x)
         if not with_estimate:
-            return x - self.predict_noise(x, noise_map)
+            return x - self.predict_noise(x, noise_map, per_image_level=per_image_level)
         est: list = []
-        restored = x - self.predict_noise(x, noise_map, est)
+        restored = x - self.predict_noise(x, noise_map, est, per_image_level)
         return restored, est[0]
 
     @classmethod

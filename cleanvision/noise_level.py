@@ -78,6 +78,16 @@ def as_map(level, shape: tuple[int, int, int, int], channels: int, device=None,
                      f"N×{channels}×{h}×{w} tensor, got shape {tuple(t.shape)}")
 
 
+def middle_level(m: torch.Tensor, share: float = 0.2) -> torch.Tensor:
+    """One level per image and channel of an N×C×H×W map: the mean of its middle ``share`` of
+    values, a median whose gradient reaches that share of the pixels rather than one, so the
+    estimator can be trained through the level auto mode restores with (the median of its map)."""
+    v = m.flatten(2).sort(dim=2).values
+    k = v.shape[2]
+    lo = int(k * (1 - share) / 2)
+    return v[..., lo:max(lo + 1, k - lo)].mean(dim=2)[..., None, None]
+
+
 #: How far (0-1 scale) from its 3×3 median a black or white pixel must be to count as an impulse.
 IMPULSE_CONTRAST = 0.25
 

@@ -264,3 +264,29 @@ def test_impulses_are_taken_out_before_the_estimator_reads_the_level(astronaut):
     raw, cleaned = (m._full_res(m._estimate(m._unshuffle(y)), 512, 512) for y in (x, without_impulses(x)))
     assert torch.equal(m.estimate_noise(x), cleaned) and not torch.equal(cleaned, raw)
     assert torch.equal(m(x, torch.zeros(1, 1, 512, 512), with_estimate=True)[1], cleaned)
+
+
+def test_training_through_the_per_image_level_restores_as_auto_mode_does(astronaut):
+    """``per_image_level``: the model restores with one level per image read from its estimator,
+    the middle fifth's mean of the map (a median whose gradient reaches a fifth of the pixels),
+    which on a real noisy photo is auto mode's median to within a few per cent."""
+    from cleanvision import Denoiser
+    from cleanvision.noise_level import middle_level
+
+    v = torch.tensor([9.0, 1.0, 5.0, 3.0, 7.0, 4.0, 6.0, 2.0, 8.0, 0.0]).view(1, 1, 2, 5).requires_grad_()
+    level = middle_level(v)
+    assert level.shape == (1, 1, 1, 1) and level.item() == 4.5  # the mean of 4 and 5
+    level.sum().backward()
+    assert (v.grad > 0).sum() == 2 and float(v.grad.sum()) == pytest.approx(1.0)
+
+    m = _map_model().eval()
+    noisy = add_gaussian_noise(astronaut[:128, :128], 20, rng=2)
+    x = torch.from_numpy(noisy).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        est = m.estimate_noise(x)
+        given = m(x, middle_level(est).expand_as(est))
+        assert torch.allclose(m(x, per_image_level=True), given, atol=1e-6)
+        restored, est2 = m(x, with_estimate=True, per_image_level=True)
+        assert torch.allclose(restored, given, atol=1e-6) and torch.equal(est2, est)
+    auto = Denoiser(m, engine="reference").estimate_noise_level(noisy)
+    assert float(middle_level(est)) * 255 == pytest.approx(auto, rel=0.05)

@@ -256,9 +256,12 @@ def test_noise_map_run_starts_from_a_blind_model_and_resumes(tmp_path, folder):
     assert 0 < info["val/psnr_guided"] < 100 and info["val/psnr_guided"] != info["val/psnr"]  # validated with the true map too
 
 
-def test_estimator_only_run_leaves_the_denoiser_bit_for_bit(tmp_path, folder):
-    """--train_only estimator on a noise-map model: the estimator moves, every other weight and
-    BatchNorm statistic stays exactly as it was; a blind model is refused with the reason."""
+@pytest.mark.parametrize("fit", ["map", "restoration"])
+def test_estimator_only_run_leaves_the_denoiser_bit_for_bit(tmp_path, folder, fit):
+    """--train_only estimator on a noise-map model, fitting the true map or the frozen denoiser's
+    restoration through the level it is given: the estimator moves, every other weight and
+    BatchNorm statistic stays exactly as it was; a blind model is refused with the reason, and
+    so is a restoration fit of a denoiser that is not frozen."""
     from safetensors.torch import load_file
 
     blind, grown, refit = tmp_path / "blind", tmp_path / "grown", tmp_path / "refit"
@@ -266,7 +269,7 @@ def test_estimator_only_run_leaves_the_denoiser_bit_for_bit(tmp_path, folder):
     run(["--train_data_dir", str(folder), "--output_dir", str(grown), "--max_train_steps", "2", *TINY,
          "--init_from", str(blind), "--noise_map", "1"])
     run(["--train_data_dir", str(folder), "--output_dir", str(refit), "--max_train_steps", "3", *TINY,
-         "--init_from", str(grown), "--train_only", "estimator", "--real_fraction", "0.7"])
+         "--init_from", str(grown), "--train_only", "estimator", "--real_fraction", "0.7", "--estimator_fit", fit])
     before, after = (load_file(str(d / "model.safetensors")) for d in (grown, refit))
     assert before.keys() == after.keys()
     moved = {k for k in before if not torch.equal(before[k], after[k])}
@@ -274,6 +277,9 @@ def test_estimator_only_run_leaves_the_denoiser_bit_for_bit(tmp_path, folder):
     r = run(["--train_data_dir", str(folder), "--output_dir", str(tmp_path / "no"), "--max_train_steps", "1", *TINY,
              "--init_from", str(blind), "--train_only", "estimator"], check=False)
     assert r.returncode != 0 and "needs a noise-map model" in r.stderr
+    r = run(["--train_data_dir", str(folder), "--output_dir", str(tmp_path / "no2"), "--max_train_steps", "1", *TINY,
+             "--init_from", str(grown), "--estimator_fit", "restoration"], check=False)
+    assert r.returncode != 0 and "goes with --train_only estimator" in r.stderr
 
 
 def test_validation_map_is_the_std_of_the_dense_noise(astronaut):
