@@ -2,6 +2,7 @@
 """Choose between noise-level estimators on held-out training photos, never on a test set.
 
     python scripts/estimator_check.py --model runs/noise-map --model runs/estimator-refit
+    python scripts/estimator_check.py --model A --model B --restore --levels 0,4,8,12,16,25,50
 
 ``scripts/noise_level_report.py`` scores a finished model's estimator on the test sets, for the
 record; choosing between estimators (a run's own, one refitted with ``train_accelerate.py
@@ -13,7 +14,9 @@ leave), σ 10 and luminance σ 5 saved as JPEG quality 90, camera sensor noise (
 luminance, the stand-in for real photos) alone and saved as JPEG 90; and damage whose level is 0:
 undamaged, 10 % impulses, 3-6 strokes, JPEG quality 30 alone. Per model: the median level of
 each condition, then the median relative error over the known-σ rows and the largest median
-of the level-0 rows (the issue's bars: at most 10 % and 2).
+of the level-0 rows (the targets: at most 10 % and 2). A level is read to restore with:
+``--restore`` also restores every damaged crop in auto mode with each model and reports the
+mean PSNR, and ``--levels`` the first model's best fixed level per condition beside it.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from heldout_check import TRAIN_DIRS, heldout_files  # noqa: E402
 from cleanvision.hardware import cpu_name  # noqa: E402
 from cleanvision.image_io import read_image  # noqa: E402
 from cleanvision.inference import Denoiser, model_location  # noqa: E402
+from cleanvision.metrics import psnr_uint8  # noqa: E402
 from cleanvision.noise import add_salt_pepper_noise, add_scribbles, jpeg_uint8  # noqa: E402
 from cleanvision.noise_level import reduce_channels  # noqa: E402
 from cleanvision.real_noise import camera_std, correlated_noise  # noqa: E402
@@ -95,13 +99,41 @@ def crops(train_dirs: list[Path], fraction: float, limit: int | None) -> list[np
     return out[:limit]
 
 
-def levels(den: Denoiser, photos: list[np.ndarray], desc: str) -> dict[str, float]:
-    """Median estimated level per condition (the same damage draws for every model)."""
+def damaged(photos: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Every condition's damaged crops, drawn once so every model reads the same ones."""
     out = {}
-    for i, (name, (damage, _)) in enumerate(tqdm(CONDITIONS.items(), desc=desc, leave=False)):
+    for i, (name, (damage, _)) in enumerate(CONDITIONS.items()):
         rng = np.random.default_rng(i)
-        out[name] = statistics.median(den.estimate_noise_level(damage(p, rng)) for p in photos)
+        out[name] = [damage(p, rng) for p in photos]
     return out
+
+
+def levels(den: Denoiser, noisy: dict[str, list[np.ndarray]], desc: str) -> dict[str, float]:
+    """Median estimated level per condition."""
+    return {name: statistics.median(den.estimate_noise_level(x) for x in xs)
+            for name, xs in tqdm(noisy.items(), desc=desc, leave=False)}
+
+
+def restored_psnr(den: Denoiser, photos: list[np.ndarray], noisy: dict[str, list[np.ndarray]], desc: str,
+                  level: float | None = None) -> dict[str, float]:
+    """Mean PSNR per condition of the restorations at ``level`` (``None``: auto mode)."""
+    return {name: statistics.mean(psnr_uint8(p, den(x, noise_level=level)) for p, x in zip(photos, xs))
+            for name, xs in tqdm(noisy.items(), desc=desc, leave=False)}
+
+
+def restore_markdown(models: list[str], rows: dict[str, dict[str, float]],
+                     fixed: dict[float, dict[str, float]]) -> str:
+    """Auto mode's PSNR per model, and the first model's best fixed level of ``fixed``."""
+    head = "| condition | " + " | ".join(f"`{m}`" for m in models) + (" | best fixed level, first model |" if fixed else " |")
+    lines = ["Mean PSNR (dB) of the restorations in auto mode, against the undamaged crops.", "", head,
+             "| --- |" + " ---: |" * (len(models) + bool(fixed))]
+    for c in CONDITIONS:
+        cells = [f"{rows[m][c]:.2f}" for m in models]
+        if fixed:
+            best = max(fixed, key=lambda v: fixed[v][c])
+            cells.append(f"{fixed[best][c]:.2f} (level {best:g})")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def summary(row: dict[str, float]) -> tuple[float, float]:
@@ -131,7 +163,13 @@ def main(argv=None) -> int:
     ap.add_argument("--validation_fraction", type=float, default=0.05,
                     help="the share training held out (train_accelerate.py's default: 0.05)")
     ap.add_argument("--limit", type=int, default=None, help="first N held-out photos (default: all)")
-    ap.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
+    ap.add_argument("--restore", action="store_true",
+                    help="also restore every damaged crop in auto mode with each model and report the PSNR: "
+                         "what a level read is for")
+    ap.add_argument("--levels", default="",
+                    help="with --restore: also restore with the first model at each of these fixed levels "
+                         "(comma-separated, e.g. 0,2,4,6,8,10,12,16,25,50) and report the best per condition")
+    ap.add_argument("--out", type=Path, default=None, help="also write the tables to this markdown file")
     args = ap.parse_args(argv)
     dens = {}
     for m in args.model:
@@ -142,8 +180,17 @@ def main(argv=None) -> int:
     photos = crops(args.train_data_dir, args.validation_fraction, args.limit)
     if not photos:
         ap.error(f"no held-out photo of at least {CROP} px in {', '.join(map(str, args.train_data_dir))}")
-    rows = {m: levels(den, photos, m) for m, den in dens.items()}
+    noisy = damaged(photos)
+    rows = {m: levels(den, noisy, m) for m, den in dens.items()}
     text = markdown(args.model, rows, len(photos))
+    if args.restore:
+        first = dens[args.model[0]]
+        fixed = {float(v): restored_psnr(first, photos, noisy, f"level {v}", float(v))
+                 for v in args.levels.split(",") if v.strip()}
+        text += "\n" + restore_markdown(args.model, {m: restored_psnr(den, photos, noisy, m)
+                                                      for m, den in dens.items()}, fixed)
+    elif args.levels:
+        ap.error("--levels goes with --restore")
     if args.out:
         args.out.write_text(text)
     print(text)

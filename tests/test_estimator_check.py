@@ -47,6 +47,15 @@ def test_reads_the_held_out_photos_and_refuses_a_blind_model(tmp_path, astronaut
     assert "median over 2 held-out photos" in table
     for c in ec.CONDITIONS:
         assert f"| {c} |" in table
+    assert ec.main(args + ["--restore", "--levels", "0,25", "--out", str(tmp_path / "r.md")]) == 0
+    restored = (tmp_path / "r.md").read_text().split("Mean PSNR (dB) of the restorations")[1]
+    for c in ec.CONDITIONS:
+        row = next(line for line in restored.splitlines() if line.startswith(f"| {c} |"))
+        auto, best = row.split(" | ")[1:3]
+        assert 10 < float(auto) < 100 and ("(level 0)" in best or "(level 25)" in best)
+    with pytest.raises(SystemExit):
+        ec.main(args + ["--levels", "0,25"])
+    assert "--levels goes with --restore" in capsys.readouterr().err
     DnCNN(depth=3, width=8).save_pretrained(tmp_path / "blind")
     with pytest.raises(SystemExit):
         ec.main(["--model", str(tmp_path / "blind"), "--train_data_dir", str(train), "--validation_fraction", "1"])
