@@ -419,6 +419,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.init_from:
         model = DnCNN.from_pretrained(args.init_from).train()
+        if model.noise_map and model.level_curve is not None:  # fitted to those weights, not to what training makes
+            logger.info("dropping the level curve of --init_from: refit it on the result (scripts/fit_level_curve.py)",
+                        main_process_only=True)
+            model.with_level_curve(None)
         if args.noise_map and not model.noise_map:
             model = DnCNN.with_noise_map(model, args.noise_map)
     else:

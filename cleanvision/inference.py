@@ -253,14 +253,15 @@ class Denoiser:
     def auto_map(self, x: torch.Tensor) -> torch.Tensor:
         """The map ``noise_level=None`` restores with: one level per image (and colour, for a
         per-colour map), the median of the estimator's map over the photo (:meth:`level_crops`),
-        so a patch of texture or a few impulses do not move it."""
+        so a patch of texture or a few impulses do not move it, through the model's level curve
+        (:meth:`~cleanvision.model.DnCNN.auto_level`)."""
         h, w = x.shape[-2:]
         m, parts = self.estimator_margin, []
         for y0, y1, z0, z1 in self.level_crops(h, w):
             a, b, c, d = max(0, y0 - m), min(h, y1 + m), max(0, z0 - m), min(w, z1 + m)
             est = self.estimate_tensor(x[..., a:b, c:d])  # each crop with its context: exact values
             parts.append(est[..., y0 - a:y1 - a, z0 - c:z1 - c].flatten(2))
-        level = torch.cat(parts, dim=2).median(dim=2).values
+        level = self.model.auto_level(torch.cat(parts, dim=2).median(dim=2).values)
         return level[..., None, None].expand(-1, -1, h, w)
 
     def restore_tensor(self, x: torch.Tensor, progress: Progress | None = None,

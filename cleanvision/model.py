@@ -29,7 +29,7 @@ from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
 from .errors import WeightsError
-from .noise_level import middle_level, without_impulses
+from .noise_level import apply_level_curve, check_level_curve, middle_level, without_impulses
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -54,11 +54,16 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         phase_correction: remove the predicted noise's constant offset per sub-pixel phase over
             the whole input (:func:`remove_phase_offset`), the faint dot grid an unshuffled
             body leaves otherwise. Off in configs written before it existed.
+        level_curve: knots ``[[reading, level], ...]`` (σ on the 0-255 scale) that turn the
+            estimator's one reading per photo into the level auto mode restores with
+            (:meth:`auto_level`); fitted to the finished model on held-out photos
+            (``scripts/fit_level_curve.py``). ``None``: the reading itself.
     """
 
     def __init__(self, channels: int = 3, depth: int = 17, width: int = 64,
                  pixel_unshuffle: int = 1, batch_norm: bool = True, noise_map: int = 0,
-                 estimator_depth: int = 6, estimator_width: int = 32, phase_correction: bool = False):
+                 estimator_depth: int = 6, estimator_width: int = 32, phase_correction: bool = False,
+                 level_curve: list[list[float]] | None = None):
         super().__init__()
         if depth < 3 or width < 1 or channels not in (1, 3) or pixel_unshuffle < 1:
             raise ValueError("DnCNN needs depth >= 3, width >= 1, channels 1 or 3, pixel_unshuffle >= 1")
@@ -69,6 +74,9 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         self.scale, self.batch_norm, self.noise_map = pixel_unshuffle, batch_norm, noise_map
         self.phase_correction = phase_correction and pixel_unshuffle > 1
         self.estimator_depth = estimator_depth if noise_map else 0
+        if level_curve is not None and not noise_map:
+            raise ValueError("level_curve goes with a noise-map model (noise_map 1 or 3)")
+        self.level_curve = check_level_curve(level_curve) if level_curve is not None else None
         c = channels * pixel_unshuffle ** 2
         layers: list[nn.Module] = [nn.Conv2d(c + noise_map, width, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
@@ -136,6 +144,24 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
             noise = remove_phase_offset(noise, self.scale)
         return noise[..., :h, :w]
 
+    def auto_level(self, reading: torch.Tensor) -> torch.Tensor:
+        """The level auto mode restores with (σ/255) for the estimator's reading of a photo
+        (σ/255, any shape): the reading through :attr:`level_curve`, or the reading itself.
+        The estimator is fitted to the training map's definition (the std of the noise), while
+        what the denoiser restores a photo best with can differ (about twice the std of faint
+        camera noise, none for a photo's own grain): the curve is that correction, measured."""
+        if self.level_curve is None:
+            return reading
+        return apply_level_curve(reading * 255.0, self.level_curve) / 255.0
+
+    def with_level_curve(self, curve: list[list[float]] | None) -> "DnCNN":
+        """Set (or with ``None`` remove) :attr:`level_curve`, in the saved config too; returns self."""
+        if curve is not None and not self.noise_map:
+            raise ValueError("level_curve goes with a noise-map model (noise_map 1 or 3)")
+        self.level_curve = check_level_curve(curve) if curve is not None else None
+        self._hub_mixin_config["level_curve"] = self.level_curve
+        return self
+
     def network_noise(self, x: torch.Tensor, noise_map: torch.Tensor | None = None,
                       _estimate: list | None = None, per_image_level: bool = False) -> torch.Tensor:
         """The network's residual before the whole-input phase correction, at ``x``'s size padded
@@ -151,7 +177,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
                 if _estimate is not None:
                     _estimate.append(self._full_res(est, h, w))
             if noise_map is None:
-                m = middle_level(est).expand_as(est) if per_image_level else est
+                m = self.auto_level(middle_level(est)).expand_as(est) if per_image_level else est
             else:
                 m = self.pad_to_scale(noise_map.to(x.dtype))
                 m = F.avg_pool2d(m, self.scale) if self.scale > 1 else m

@@ -88,6 +88,31 @@ def middle_level(m: torch.Tensor, share: float = 0.2) -> torch.Tensor:
     return v[..., lo:max(lo + 1, k - lo)].mean(dim=2)[..., None, None]
 
 
+def check_level_curve(curve) -> list[list[float]]:
+    """A level curve's knots ``[[reading, level], ...]`` as floats, or ValueError: at least two,
+    readings increasing, levels >= 0 and never decreasing (more noise read, never less removed)."""
+    knots = [[float(a), float(b)] for a, b in curve]
+    xs, ys = [k[0] for k in knots], [k[1] for k in knots]
+    if (len(knots) < 2 or not all(math.isfinite(v) for v in xs + ys) or min(xs + ys) < 0
+            or any(b <= a for a, b in zip(xs, xs[1:])) or any(b < a for a, b in zip(ys, ys[1:]))):
+        raise ValueError("level_curve: at least two [reading, level] knots, readings increasing, "
+                         f"levels >= 0 and not decreasing; got {curve}")
+    return knots
+
+
+def apply_level_curve(reading: torch.Tensor, curve: list[list[float]]) -> torch.Tensor:
+    """``reading`` (σ on the 0-255 scale) through the piecewise-linear ``curve``: its first
+    knot's level below the first reading, the last knot's offset above the last (so a curve
+    ending on the diagonal is the identity there). Differentiable in ``reading``."""
+    xs = torch.tensor([k[0] for k in curve], dtype=reading.dtype, device=reading.device)
+    ys = torch.tensor([k[1] for k in curve], dtype=reading.dtype, device=reading.device)
+    r = reading.clamp(xs[0], xs[-1])
+    i = torch.searchsorted(xs, r.detach().contiguous(), right=True).clamp(1, len(xs) - 1)
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    inside = y0 + (r - x0) * (y1 - y0) / (x1 - x0)
+    return torch.where(reading > xs[-1], reading - xs[-1] + ys[-1], inside)
+
+
 #: How far (0-1 scale) from its 3×3 median a black or white pixel must be to count as an impulse.
 IMPULSE_CONTRAST = 0.25
 

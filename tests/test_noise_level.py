@@ -290,3 +290,42 @@ def test_training_through_the_per_image_level_restores_as_auto_mode_does(astrona
         assert torch.allclose(restored, given, atol=1e-6) and torch.equal(est2, est)
     auto = Denoiser(m, engine="reference").estimate_noise_level(noisy)
     assert float(middle_level(est)) * 255 == pytest.approx(auto, rel=0.05)
+
+
+def test_a_level_curve_turns_the_reading_into_the_level_auto_restores_with(astronaut, tmp_path):
+    """The curve maps the estimator's reading piecewise-linearly (flat below its first knot, the
+    identity's slope above its last), is saved with the model, and is what auto mode, the
+    reported estimate and training through the per-image level all use."""
+    from cleanvision import Denoiser
+    from cleanvision.noise_level import apply_level_curve, check_level_curve, middle_level
+
+    curve = [[3.0, 0.0], [6.0, 10.0], [15.0, 15.0]]
+    r = torch.tensor([0.0, 3.0, 4.5, 6.0, 10.5, 15.0, 40.0], requires_grad=True)
+    out = apply_level_curve(r, curve)
+    assert out.tolist() == pytest.approx([0.0, 0.0, 5.0, 10.0, 12.5, 15.0, 40.0])
+    out.sum().backward()
+    assert r.grad.tolist() == pytest.approx([0.0, 10 / 3, 10 / 3, 5 / 9, 5 / 9, 5 / 9, 1.0])  # each segment's slope
+    for bad in ([[1.0, 2.0]], [[2.0, 0.0], [1.0, 3.0]], [[0.0, 5.0], [4.0, 3.0]], [[0.0, -1.0], [4.0, 3.0]]):
+        with pytest.raises(ValueError, match="level_curve"):
+            check_level_curve(bad)
+    with pytest.raises(ValueError, match="noise-map"):
+        DnCNN(channels=3, depth=4, width=8, level_curve=curve)
+
+    noisy = add_gaussian_noise(astronaut[:128, :128], 8, rng=3)
+    plain = _map_model()
+    raw = Denoiser(plain, engine="reference").estimate_noise_level(noisy)
+    curved = _map_model().with_level_curve([[0.0, 0.0], [raw, 2 * raw], [raw + 50, raw + 50]])
+    curved.save_pretrained(tmp_path)
+    again = DnCNN.from_pretrained(tmp_path)
+    assert again.level_curve == curved.level_curve
+    den = Denoiser(again, engine="reference")
+    level = den.estimate_noise_level(noisy)
+    assert level == pytest.approx(2 * raw, rel=1e-4)
+    assert np.array_equal(den(noisy), den(noisy, noise_level=level))  # auto restores with the curve's level
+    assert not np.array_equal(den(noisy), Denoiser(plain, engine="reference")(noisy))
+    x = torch.from_numpy(noisy).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():  # training through the per-image level sees the same curve
+        est = again.estimate_noise(x)
+        want = again(x, again.auto_level(middle_level(est)).expand_as(est))
+        assert torch.allclose(again(x, per_image_level=True), want, atol=1e-6)
+    assert again.with_level_curve(None).level_curve is None
