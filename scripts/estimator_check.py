@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from heldout_check import TRAIN_DIRS, heldout_files  # noqa: E402
+from heldout_check import add_heldout_arguments, heldout_files  # noqa: E402
 
 from cleanvision.hardware import cpu_name  # noqa: E402
 from cleanvision.image_io import read_image  # noqa: E402
@@ -158,11 +158,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True,
                     help="a noise-map model folder, checkpoint folder or Hub repo id (repeatable)")
-    ap.add_argument("--train_data_dir", nargs="+", type=Path, default=TRAIN_DIRS,
-                    help="the training folders whose held-out photos are read (default: the shipped model's)")
-    ap.add_argument("--validation_fraction", type=float, default=0.05,
-                    help="the share training held out (train_accelerate.py's default: 0.05)")
-    ap.add_argument("--limit", type=int, default=None, help="first N held-out photos (default: all)")
+    add_heldout_arguments(ap, limit=True)
     ap.add_argument("--restore", action="store_true",
                     help="also restore every damaged crop in auto mode with each model and report the PSNR: "
                          "what a level read is for")

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from estimator_check import CONDITIONS, CROP, crops, damaged  # noqa: E402
-from heldout_check import TRAIN_DIRS  # noqa: E402
+from heldout_check import add_heldout_arguments  # noqa: E402
 
 from cleanvision import DnCNN  # noqa: E402
 from cleanvision.hardware import cpu_name  # noqa: E402
@@ -136,11 +136,7 @@ def main(argv=None) -> int:
                          "(default 0,1,...,15)")
     ap.add_argument("--sweep", type=Path, default=None,
                     help="reuse a level_sweep.npz written by an earlier run on the same model, knots and levels")
-    ap.add_argument("--train_data_dir", nargs="+", type=Path, default=TRAIN_DIRS,
-                    help="the training folders whose held-out photos are read (default: the shipped model's)")
-    ap.add_argument("--validation_fraction", type=float, default=0.05,
-                    help="the share training held out (train_accelerate.py's default: 0.05)")
-    ap.add_argument("--limit", type=int, default=None, help="first N held-out photos (default: all)")
+    add_heldout_arguments(ap, limit=True)
     args = ap.parse_args(argv)
     knots = np.array([float(v) for v in args.knots.split(",")])
     levels = np.array([float(v) for v in args.levels.split(",")])

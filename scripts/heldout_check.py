@@ -41,6 +41,17 @@ def heldout_files(train_dirs: list[Path], fraction: float) -> list[Path]:
     return holdout_split(list_images([str(d) for d in train_dirs]), fraction)[1]
 
 
+def add_heldout_arguments(ap: argparse.ArgumentParser, limit: bool = False) -> None:
+    """The options that say which photos are held out (``--train_data_dir``,
+    ``--validation_fraction``, and with ``limit`` a ``--limit`` on how many are read)."""
+    ap.add_argument("--train_data_dir", nargs="+", type=Path, default=TRAIN_DIRS,
+                    help="the training folders whose held-out photos are read (default: the shipped model's)")
+    ap.add_argument("--validation_fraction", type=float, default=0.05,
+                    help="the share training held out (train_accelerate.py's default: 0.05)")
+    if limit:
+        ap.add_argument("--limit", type=int, default=None, help="first N held-out photos (default: all)")
+
+
 def prepare_sets(files: list[Path], work: Path) -> tuple[Path, Path]:
     """A colour folder (links to ``files``) and a grey one (8-bit grey PNGs of them) under ``work``."""
     colour, grey = work / "src" / SETS[0], work / "src" / SETS[1]
@@ -103,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True,
                     help="model folder or 'shipped'; repeat it (the first is the baseline)")
-    ap.add_argument("--train_data_dir", nargs="+", type=Path, default=TRAIN_DIRS,
-                    help="the training folders (default: those the shipped model trained on)")
-    ap.add_argument("--validation_fraction", type=float, default=0.05, help="as in train_accelerate.py")
+    add_heldout_arguments(ap)
     ap.add_argument("--conditions", default="all", help="colour conditions (as cleanvision eval's)")
     ap.add_argument("--paper-sigmas", default="15,25,50", help="paper-protocol σ, colour and grey")
     ap.add_argument("--engine", default="auto", help="as cleanvision eval's --engine")

@@ -43,6 +43,19 @@ def camera() -> np.ndarray:
     return data.camera()
 
 
+@pytest.fixture
+def photo_folder(tmp_path, astronaut, coffee) -> Path:
+    """A training folder of six 300-px colour photos (astronaut and coffee crops), for the
+    scripts that read the photos training holds out (all of them, at --validation_fraction 1)."""
+    import cv2
+
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(folder / f"p{i}.png"), (astronaut if i % 2 else coffee)[:300, :300, ::-1])
+    return folder
+
+
 @pytest.fixture(scope="session")
 def cbsd68_files() -> list[Path]:
     return sorted(require(CBSD68).glob("*.png"))

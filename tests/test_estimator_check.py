@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -35,11 +34,8 @@ def test_the_summary_of_a_perfect_estimator_is_zero():
     assert ec.summary(off) == pytest.approx((0.2, 0.5))
 
 
-def test_reads_the_held_out_photos_and_refuses_a_blind_model(tmp_path, astronaut, coffee, capsys):
-    train = tmp_path / "train"
-    train.mkdir()
-    for i in range(6):
-        cv2.imwrite(str(train / f"p{i}.png"), (astronaut if i % 2 else coffee)[:300, :300, ::-1])
+def test_reads_the_held_out_photos_and_refuses_a_blind_model(tmp_path, photo_folder, capsys):
+    train = photo_folder
     model = save_noise_map_model(tmp_path / "map")
     args = ["--model", str(model), "--train_data_dir", str(train), "--validation_fraction", "1", "--limit", "2"]
     assert ec.main(args + ["--out", str(tmp_path / "t.md")]) == 0

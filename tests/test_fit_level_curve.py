@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -33,11 +32,8 @@ def test_the_fit_finds_the_level_each_reading_restores_best_with():
     assert np.nanmean(fl.score(y, knots, readings, psnr, levels)) > start + 0.5
 
 
-def test_writes_a_model_that_restores_with_its_curve(tmp_path, astronaut, coffee, capsys):
-    train = tmp_path / "train"
-    train.mkdir()
-    for i in range(6):
-        cv2.imwrite(str(train / f"p{i}.png"), (astronaut if i % 2 else coffee)[:300, :300, ::-1])
+def test_writes_a_model_that_restores_with_its_curve(tmp_path, photo_folder, capsys):
+    train = photo_folder
     model = save_noise_map_model(tmp_path / "map")
     common = ["--train_data_dir", str(train), "--validation_fraction", "1", "--limit", "2",
               "--knots", "0,5,15", "--levels", "0,5,10,15"]
