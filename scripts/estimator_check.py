@@ -88,14 +88,27 @@ CONDITIONS = {
 }
 
 
-def crops(train_dirs: list[Path], fraction: float, limit: int | None) -> list[np.ndarray]:
-    """Centre crops of the held-out photos large enough for one."""
+def own_noise(photo: np.ndarray) -> float:
+    """The noise a photo carries before any is added: ``skimage.restoration.estimate_sigma``
+    (wavelet, averaged over colours). A crop that has some is a poor reference: restoring it
+    well is scored as damage, so it pulls a choice towards leaving noise in."""
+    from skimage.restoration import estimate_sigma
+
+    return float(estimate_sigma(photo, channel_axis=-1, average_sigmas=True))
+
+
+def crops(train_dirs: list[Path], fraction: float, limit: int | None,
+          max_own_noise: float | None = None) -> list[np.ndarray]:
+    """Centre crops of the held-out photos large enough for one (and, with ``max_own_noise``,
+    clean enough to be a reference: :func:`own_noise` at most that)."""
     out = []
     for f in heldout_files(train_dirs, fraction):
         img = read_image(f)[..., :3]
         h, w = img.shape[:2]
         if img.ndim == 3 and min(h, w) >= CROP:
-            out.append(np.ascontiguousarray(img[(h - CROP) // 2:(h + CROP) // 2, (w - CROP) // 2:(w + CROP) // 2]))
+            crop = np.ascontiguousarray(img[(h - CROP) // 2:(h + CROP) // 2, (w - CROP) // 2:(w + CROP) // 2])
+            if max_own_noise is None or max_own_noise < 0 or own_noise(crop) <= max_own_noise:
+                out.append(crop)
     return out[:limit]
 
 
@@ -136,14 +149,18 @@ def restore_markdown(models: list[str], rows: dict[str, dict[str, float]],
     return "\n".join(lines) + "\n"
 
 
+def clean_note(max_own_noise: float | None) -> str:
+    return "" if max_own_noise is None or max_own_noise < 0 else f" whose own noise is at most {max_own_noise:g}"
+
+
 def summary(row: dict[str, float]) -> tuple[float, float]:
     """(median relative error over the known-σ rows, largest median of the level-0 rows)."""
     rel = [abs(row[c] - t) / t for c, (_, t) in CONDITIONS.items() if t > 0]
     return statistics.median(rel), max(row[c] for c, (_, t) in CONDITIONS.items() if t == 0)
 
 
-def markdown(models: list[str], rows: dict[str, dict[str, float]], n: int) -> str:
-    lines = [f"Estimated level (median over {n} held-out photos, {CROP}-px centre crops), {cpu_name()}.", "",
+def markdown(models: list[str], rows: dict[str, dict[str, float]], n: int, clean: str = "") -> str:
+    lines = [f"Estimated level (median over {n} held-out photos, {CROP}-px centre crops{clean}), {cpu_name()}.", "",
              "| condition | true level | " + " | ".join(f"`{m}`" for m in models) + " |",
              "| --- | ---: |" + " ---: |" * len(models)]
     for c, (_, t) in CONDITIONS.items():
@@ -173,12 +190,12 @@ def main(argv=None) -> int:
         if not den.takes_noise_level:
             ap.error(f"{m} is a blind model: it has no noise-level estimator")
         dens[m] = den
-    photos = crops(args.train_data_dir, args.validation_fraction, args.limit)
+    photos = crops(args.train_data_dir, args.validation_fraction, args.limit, args.max_own_noise)
     if not photos:
         ap.error(f"no held-out photo of at least {CROP} px in {', '.join(map(str, args.train_data_dir))}")
     noisy = damaged(photos)
     rows = {m: levels(den, noisy, m) for m, den in dens.items()}
-    text = markdown(args.model, rows, len(photos))
+    text = markdown(args.model, rows, len(photos), clean_note(args.max_own_noise))
     if args.restore:
         first = dens[args.model[0]]
         fixed = {float(v): restored_psnr(first, photos, noisy, f"level {v}", float(v))

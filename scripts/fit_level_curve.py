@@ -12,7 +12,8 @@ grain. A monotone piecewise-linear curve from reading to level (``DnCNN.level_cu
 and guided use its meaning) is fitted to maximise the mean PSNR of the restorations over the
 damage conditions of ``scripts/estimator_check.py`` (Gaussian, luminance and camera noise, JPEG,
 impulses, strokes, none) on 256-px centre crops of the photos training holds out — never a test
-set. Each crop reading under the last knot is restored at every level of ``--levels`` (the
+set — that carry little noise of their own (``--max_own_noise``: a noisy reference scores the
+removal of its own noise as damage, and pulls the curve towards leaving noise). Each crop reading under the last knot is restored at every level of ``--levels`` (the
 sweep, saved as ``OUTPUT_DIR/level_sweep.npz``; ``--sweep`` reuses one), the level between two
 is read off linearly, and the knots' levels are set by coordinate ascent. The report
 (``OUTPUT_DIR/level_curve.md``) gives per condition the PSNR with the reading itself, with the
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from estimator_check import CONDITIONS, CROP, crops, damaged  # noqa: E402
+from estimator_check import CONDITIONS, CROP, clean_note, crops, damaged, own_noise  # noqa: E402
 from heldout_check import add_heldout_arguments  # noqa: E402
 
 from cleanvision import DnCNN  # noqa: E402
@@ -90,11 +91,12 @@ def fit(knots: np.ndarray, readings: np.ndarray, psnr: np.ndarray, levels: np.nd
 
 
 def report(names: list[str], knots: np.ndarray, y: np.ndarray, readings: np.ndarray, psnr: np.ndarray,
-           levels: np.ndarray, n: int, model: str) -> str:
+           levels: np.ndarray, model: str, clean: str = "") -> str:
     """Per condition: mean PSNR over the swept crops with the reading, the curve, the best single
     level and each crop's best level; then the half-and-half check."""
     ident, curved = score(knots, knots, readings, psnr, levels), score(y, knots, readings, psnr, levels)
-    lines = [f"Level curve of `{model}`, fitted on {n} held-out photos ({CROP}-px centre crops), {cpu_name()}.", "",
+    lines = [f"Level curve of `{model}`, fitted on {readings.shape[1]} held-out photos ({CROP}-px centre crops"
+             f"{clean}), {cpu_name()}.", "",
              "| reading | " + " | ".join(f"{a:g}" for a in knots) + " | above |",
              "| --- |" + " ---: |" * (len(knots) + 1),
              "| level | " + " | ".join(f"{b:g}" for b in y) + " | reading |", "",
@@ -117,10 +119,10 @@ def report(names: list[str], knots: np.ndarray, y: np.ndarray, readings: np.ndar
     y_odd = fit(knots, readings[:, odd], psnr[:, odd], levels)
     held = score(y_odd, knots, readings[:, even], psnr[:, even], levels)
     base = score(knots, knots, readings[:, even], psnr[:, even], levels)
-    own = score(y, knots, readings[:, even], psnr[:, even], levels)
+    full = score(y, knots, readings[:, even], psnr[:, even], levels)
     lines += ["", f"Fitted on the odd photos, scored on the even ones: {np.nanmean(base):.2f} dB with the reading, "
               f"{np.nanmean(held):.2f} with that curve ({' '.join(f'{b:g}' for b in y_odd)}), "
-              f"{np.nanmean(own):.2f} with the curve fitted on all."]
+              f"{np.nanmean(full):.2f} with the curve fitted on all."]
     return "\n".join(lines) + "\n"
 
 
@@ -150,28 +152,30 @@ def main(argv=None) -> int:
     if not model.noise_map:
         ap.error(f"{args.model} is a blind model: it has no noise-level estimator")
     names = list(CONDITIONS)
-    if args.sweep:
+    if args.sweep:  # its photos, less those with more own noise than asked now
         saved = np.load(args.sweep)
         if list(saved["conditions"]) != names or not np.array_equal(saved["levels"], levels):
             ap.error(f"{args.sweep} was swept over other conditions or levels")
-        readings, psnr, n = saved["readings"], saved["psnr"], saved["readings"].shape[1]
+        keep = saved["own_noise"] <= (np.inf if args.max_own_noise < 0 else args.max_own_noise)
+        readings, psnr, own = saved["readings"][:, keep], saved["psnr"][:, keep], saved["own_noise"][keep]
     else:
         den = Denoiser(DnCNN.from_pretrained(model_location(args.model)).with_level_curve(None), engine="fp32")
-        photos = crops(args.train_data_dir, args.validation_fraction, args.limit)
-        if not photos:
-            ap.error(f"no held-out photo of at least {CROP} px in {', '.join(map(str, args.train_data_dir))}")
+        photos = crops(args.train_data_dir, args.validation_fraction, args.limit, args.max_own_noise)
         readings, psnr = sweep(den, photos, damaged(photos), levels, knots[-1])
-        n = len(photos)
+        own = np.array([own_noise(p) for p in photos])
+    if readings.shape[1] < 2:
+        ap.error(f"{readings.shape[1]} held-out photo(s) of at least {CROP} px{clean_note(args.max_own_noise)}: "
+                 "too few to fit a curve")
     y = fit(knots, readings, psnr, levels)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     if not args.sweep:
         np.savez(args.output_dir / "level_sweep.npz", conditions=np.array(names), levels=levels,
-                 readings=readings, psnr=psnr)
+                 readings=readings, psnr=psnr, own_noise=own)
     model.with_level_curve([[float(a), float(b)] for a, b in zip(knots, y)]).save_pretrained(args.output_dir)
     info = Path(model_location(args.model)) / "training_info.json"
     if info.is_file():
         shutil.copy(info, args.output_dir / "training_info.json")
-    text = report(names, knots, y, readings, psnr, levels, n, args.model)
+    text = report(names, knots, y, readings, psnr, levels, args.model, clean_note(args.max_own_noise))
     (args.output_dir / "level_curve.md").write_text(text)
     print(text)
     return 0

@@ -43,13 +43,17 @@ def heldout_files(train_dirs: list[Path], fraction: float) -> list[Path]:
 
 def add_heldout_arguments(ap: argparse.ArgumentParser, limit: bool = False) -> None:
     """The options that say which photos are held out (``--train_data_dir``,
-    ``--validation_fraction``, and with ``limit`` a ``--limit`` on how many are read)."""
+    ``--validation_fraction``; with ``limit``, ``--limit`` and ``--max_own_noise`` on which are read)."""
     ap.add_argument("--train_data_dir", nargs="+", type=Path, default=TRAIN_DIRS,
                     help="the training folders whose held-out photos are read (default: the shipped model's)")
     ap.add_argument("--validation_fraction", type=float, default=0.05,
                     help="the share training held out (train_accelerate.py's default: 0.05)")
     if limit:
         ap.add_argument("--limit", type=int, default=None, help="first N held-out photos (default: all)")
+        ap.add_argument("--max_own_noise", type=float, default=3.0,
+                        help="read only the photos whose own noise (skimage estimate_sigma, 0-255) is at most "
+                             "this: a noisy reference scores removing its noise as damage (default 3; "
+                             "a negative value: every photo)")
 
 
 def prepare_sets(files: list[Path], work: Path) -> tuple[Path, Path]:

@@ -10,6 +10,7 @@ from browser_util import save_noise_map_model
 from conftest import load_script
 
 from cleanvision import DnCNN
+from cleanvision.image_io import write_image
 
 ROOT = Path(__file__).resolve().parents[1]
 ec = load_script(ROOT / "scripts" / "estimator_check.py")
@@ -25,6 +26,18 @@ def test_each_known_level_is_the_std_of_the_damage_it_applies(name, astronaut):
     assert diff.std() == pytest.approx(level, rel=0.03)
     same = np.allclose(diff[..., 0], diff[..., 1]) and np.allclose(diff[..., 1], diff[..., 2])
     assert same == name.startswith("luminance")
+
+
+def test_own_noise_reads_the_noise_a_photo_carries_and_leaves_noisy_references_out(astronaut, photo_folder):
+    photo = astronaut[100:356, 100:356]
+    assert ec.own_noise(photo) < 3
+    noisy = np.clip(photo + np.random.default_rng(0).normal(0, 10, photo.shape), 0, 255).astype(np.uint8)
+    assert ec.own_noise(noisy) == pytest.approx(10, rel=0.15)
+    write_image(photo_folder / "noisy.png", noisy)
+    every = ec.crops([photo_folder], 1.0, None, max_own_noise=-1)
+    clean = ec.crops([photo_folder], 1.0, None, max_own_noise=3)
+    assert len(every) == 7 and len(clean) == 6  # the six photos of the folder, not the noisy one
+    assert not any(np.array_equal(c, noisy) for c in clean) and any(np.array_equal(c, noisy) for c in every)
 
 
 def test_the_summary_of_a_perfect_estimator_is_zero():
