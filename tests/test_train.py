@@ -261,15 +261,18 @@ def test_estimator_only_run_leaves_the_denoiser_bit_for_bit(tmp_path, folder, fi
     """--train_only estimator on a noise-map model, fitting the true map or the frozen denoiser's
     restoration through the level it is given: the estimator moves, every other weight and
     BatchNorm statistic stays exactly as it was; a blind model is refused with the reason, and
-    so is a restoration fit of a denoiser that is not frozen."""
+    so is a restoration fit of a denoiser that is not frozen. A level curve (fitted to the old
+    estimator) is not carried over."""
     from safetensors.torch import load_file
 
     blind, grown, refit = tmp_path / "blind", tmp_path / "grown", tmp_path / "refit"
     run(["--train_data_dir", str(folder), "--output_dir", str(blind), "--max_train_steps", "2", *TINY])
     run(["--train_data_dir", str(folder), "--output_dir", str(grown), "--max_train_steps", "2", *TINY,
          "--init_from", str(blind), "--noise_map", "1"])
+    DnCNN.from_pretrained(grown).with_level_curve([[0, 0], [4, 8], [15, 15]]).save_pretrained(grown)
     run(["--train_data_dir", str(folder), "--output_dir", str(refit), "--max_train_steps", "3", *TINY,
          "--init_from", str(grown), "--train_only", "estimator", "--real_fraction", "0.7", "--estimator_fit", fit])
+    assert DnCNN.from_pretrained(refit).level_curve is None  # the curve was fitted to the old estimator
     before, after = (load_file(str(d / "model.safetensors")) for d in (grown, refit))
     assert before.keys() == after.keys()
     moved = {k for k in before if not torch.equal(before[k], after[k])}
