@@ -74,9 +74,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         self.scale, self.batch_norm, self.noise_map = pixel_unshuffle, batch_norm, noise_map
         self.phase_correction = phase_correction and pixel_unshuffle > 1
         self.estimator_depth = estimator_depth if noise_map else 0
-        if level_curve is not None and not noise_map:
-            raise ValueError("level_curve goes with a noise-map model (noise_map 1 or 3)")
-        self.level_curve = check_level_curve(level_curve) if level_curve is not None else None
+        self.level_curve = check_level_curve(level_curve, noise_map)
         c = channels * pixel_unshuffle ** 2
         layers: list[nn.Module] = [nn.Conv2d(c + noise_map, width, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
@@ -156,9 +154,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
 
     def with_level_curve(self, curve: list[list[float]] | None) -> "DnCNN":
         """Set (or with ``None`` remove) :attr:`level_curve`, in the saved config too; returns self."""
-        if curve is not None and not self.noise_map:
-            raise ValueError("level_curve goes with a noise-map model (noise_map 1 or 3)")
-        self.level_curve = check_level_curve(curve) if curve is not None else None
+        self.level_curve = check_level_curve(curve, self.noise_map)
         self._hub_mixin_config["level_curve"] = self.level_curve
         return self
 

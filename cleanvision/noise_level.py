@@ -88,9 +88,14 @@ def middle_level(m: torch.Tensor, share: float = 0.2) -> torch.Tensor:
     return v[..., lo:max(lo + 1, k - lo)].mean(dim=2)[..., None, None]
 
 
-def check_level_curve(curve) -> list[list[float]]:
-    """A level curve's knots ``[[reading, level], ...]`` as floats, or ValueError: at least two,
-    readings increasing, levels >= 0 and never decreasing (more noise read, never less removed)."""
+def check_level_curve(curve, noise_map: int) -> list[list[float]] | None:
+    """A level curve's knots ``[[reading, level], ...]`` as floats (``None`` stays ``None``), or
+    ValueError: only for a noise-map model; at least two knots, readings increasing, levels >= 0
+    and never decreasing (more noise read, never less removed)."""
+    if curve is None:
+        return None
+    if not noise_map:
+        raise ValueError("level_curve goes with a noise-map model (noise_map 1 or 3)")
     knots = [[float(a), float(b)] for a, b in curve]
     xs, ys = [k[0] for k in knots], [k[1] for k in knots]
     if (len(knots) < 2 or not all(math.isfinite(v) for v in xs + ys) or min(xs + ys) < 0

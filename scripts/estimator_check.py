@@ -107,7 +107,7 @@ def crops(train_dirs: list[Path], fraction: float, limit: int | None,
         h, w = img.shape[:2]
         if img.ndim == 3 and min(h, w) >= CROP:
             crop = np.ascontiguousarray(img[(h - CROP) // 2:(h + CROP) // 2, (w - CROP) // 2:(w + CROP) // 2])
-            if max_own_noise is None or max_own_noise < 0 or own_noise(crop) <= max_own_noise:
+            if max_own_noise is None or own_noise(crop) <= max_own_noise:
                 out.append(crop)
     return out[:limit]
 
@@ -150,7 +150,7 @@ def restore_markdown(models: list[str], rows: dict[str, dict[str, float]],
 
 
 def clean_note(max_own_noise: float | None) -> str:
-    return "" if max_own_noise is None or max_own_noise < 0 else f" whose own noise is at most {max_own_noise:g}"
+    return "" if max_own_noise is None else f" whose own noise is at most {max_own_noise:g}"
 
 
 def summary(row: dict[str, float]) -> tuple[float, float]:

@@ -156,7 +156,7 @@ def main(argv=None) -> int:
         saved = np.load(args.sweep)
         if list(saved["conditions"]) != names or not np.array_equal(saved["levels"], levels):
             ap.error(f"{args.sweep} was swept over other conditions or levels")
-        keep = saved["own_noise"] <= (np.inf if args.max_own_noise < 0 else args.max_own_noise)
+        keep = saved["own_noise"] <= (np.inf if args.max_own_noise is None else args.max_own_noise)
         readings, psnr, own = saved["readings"][:, keep], saved["psnr"][:, keep], saved["own_noise"][keep]
     else:
         den = Denoiser(DnCNN.from_pretrained(model_location(args.model)).with_level_curve(None), engine="fp32")

@@ -41,6 +41,12 @@ def heldout_files(train_dirs: list[Path], fraction: float) -> list[Path]:
     return holdout_split(list_images([str(d) for d in train_dirs]), fraction)[1]
 
 
+def own_noise_limit(text: str) -> float | None:
+    """``--max_own_noise``: a number, or ``None`` (every photo) for a negative one."""
+    v = float(text)
+    return None if v < 0 else v
+
+
 def add_heldout_arguments(ap: argparse.ArgumentParser, limit: bool = False) -> None:
     """The options that say which photos are held out (``--train_data_dir``,
     ``--validation_fraction``; with ``limit``, ``--limit`` and ``--max_own_noise`` on which are read)."""
@@ -50,7 +56,7 @@ def add_heldout_arguments(ap: argparse.ArgumentParser, limit: bool = False) -> N
                     help="the share training held out (train_accelerate.py's default: 0.05)")
     if limit:
         ap.add_argument("--limit", type=int, default=None, help="first N held-out photos (default: all)")
-        ap.add_argument("--max_own_noise", type=float, default=3.0,
+        ap.add_argument("--max_own_noise", type=own_noise_limit, default=3.0,
                         help="read only the photos whose own noise (skimage estimate_sigma, 0-255) is at most "
                              "this: a noisy reference scores removing its noise as damage (default 3; "
                              "a negative value: every photo)")

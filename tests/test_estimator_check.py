@@ -1,6 +1,7 @@
 """scripts/estimator_check.py: noise-level estimators compared on held-out training photos."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,11 @@ def test_own_noise_reads_the_noise_a_photo_carries_and_leaves_noisy_references_o
     noisy = np.clip(photo + np.random.default_rng(0).normal(0, 10, photo.shape), 0, 255).astype(np.uint8)
     assert ec.own_noise(noisy) == pytest.approx(10, rel=0.15)
     write_image(photo_folder / "noisy.png", noisy)
-    every = ec.crops([photo_folder], 1.0, None, max_own_noise=-1)
+    ap = argparse.ArgumentParser()
+    ec.add_heldout_arguments(ap, limit=True)
+    assert ap.parse_args(["--max_own_noise", "-1"]).max_own_noise is None  # a negative limit: every photo
+    assert ap.parse_args([]).max_own_noise == 3.0
+    every = ec.crops([photo_folder], 1.0, None, max_own_noise=None)
     clean = ec.crops([photo_folder], 1.0, None, max_own_noise=3)
     assert len(every) == 7 and len(clean) == 6  # the six photos of the folder, not the noisy one
     assert not any(np.array_equal(c, noisy) for c in clean) and any(np.array_equal(c, noisy) for c in every)

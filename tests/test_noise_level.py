@@ -307,7 +307,7 @@ def test_a_level_curve_turns_the_reading_into_the_level_auto_restores_with(astro
     assert r.grad.tolist() == pytest.approx([0.0, 10 / 3, 10 / 3, 5 / 9, 5 / 9, 5 / 9, 1.0])  # each segment's slope
     for bad in ([[1.0, 2.0]], [[2.0, 0.0], [1.0, 3.0]], [[0.0, 5.0], [4.0, 3.0]], [[0.0, -1.0], [4.0, 3.0]]):
         with pytest.raises(ValueError, match="level_curve"):
-            check_level_curve(bad)
+            check_level_curve(bad, noise_map=1)
     with pytest.raises(ValueError, match="noise-map"):
         DnCNN(channels=3, depth=4, width=8, level_curve=curve)
 
