@@ -216,7 +216,10 @@ def weights_sha256(model: str | None) -> str | None:
 
 
 def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], repeats: int,
-        tile_size: int | None, nlm: bool = True) -> dict:
+        tile_size: int | None, nlm: bool = True, baseline: str | None = None) -> dict:
+    """Time each engine at each size in its own process. With ``baseline`` (another model) that
+    model is timed too, right after each run on the same engine, size and tile: a new model and
+    the one it replaces compared in one run, where the machine's load is the same for both."""
     import os
 
     import torch
@@ -224,13 +227,15 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
 
     from .inference import load_model
 
-    load_model(model)  # a model that does not load stops here with its own message, before any timing
+    for m in (model, baseline) if baseline else (model,):
+        load_model(m)  # a model that does not load stops here with its own message, before any timing
     report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "torch": torch.__version__, "isa": isa_summary()},
               "peak_gflops": {d: matmul_peak_gflops(d) for d in ("fp32", "bf16")}
               | ({"int8": int8_matmul_peak_gops()} if "int8" in engines else {}),
               "model": model or "shipped", "weights_sha256": weights_sha256(model),
               "tile_size": tile_size,  # None: each engine's default (TILE_RULE), per row
+              **({"baseline": baseline, "baseline_weights_sha256": weights_sha256(baseline)} if baseline else {}),
               "repeats": repeats, "results": []}
     jobs = [(w, h, e) for (w, h) in sizes for e in engines + (["opencv-nlm"] if nlm else [])]
     for w, h, e in tqdm(jobs, desc="bench", unit="run"):
@@ -238,6 +243,9 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
             r = _in_child(_time_nlm, w, h, max(1, repeats // 2))
         else:
             r = _in_child(_time_engine, model, e, w, h, repeats, tile_size)
+            if baseline:
+                b = _in_child(_time_engine, baseline, e, w, h, repeats, tile_size)
+                r.update(baseline_median_s=b["median_s"], time_vs_baseline=r["median_s"] / b["median_s"])
         r.update(width=w, height=h, megapixels=w * h / 1e6, mp_per_s=w * h / 1e6 / r["median_s"])
         if "flops_per_pixel" in r:
             r["gflops"] = r["flops_per_pixel"] * w * h / r["median_s"] / 1e9
@@ -328,18 +336,25 @@ def markdown(report: dict) -> str:
              f"Model: {report['model']}"
              + (f" (weights sha256 `{report['weights_sha256'][:12]}`)" if report.get("weights_sha256") else "")
              + (f", tile {report['tile_size']}" if report.get("tile_size") else ", each engine's default tile")
-             + f", median of {report['repeats']} runs.",
+             + f", median of {report['repeats']} runs."
+             + (f" Baseline: {report['baseline']}"
+                + (f" (weights sha256 `{report['baseline_weights_sha256'][:12]}`)"
+                   if report.get("baseline_weights_sha256") else "")
+                + ", timed after each run on the same engine and size." if report.get("baseline") else ""),
              "",
              "| size | engine | tile | median s | MP/s | × reference | GFLOP/s | % of peak | load s | first call s "
-             "| peak RSS MB |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| peak RSS MB |" + (" baseline s | time / baseline |" if report.get("baseline") else ""),
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+             + (" ---: | ---: |" if report.get("baseline") else "")]
     for r in report["results"]:
         tile = r.get("tile_size", report.get("tile_size")) if r["engine"] != "opencv-nlm" else None
         lines.append(f"| {r['width']}×{r['height']} | {r['engine']} | {tile or '–'} | {r['median_s']:.3f} | {r['mp_per_s']:.2f} | "
                      f"{r.get('speedup_vs_reference', float('nan')):.2f} | {r.get('gflops', float('nan')):.0f} | "
                      f"{r.get('percent_of_peak', float('nan')):.0f} | "
                      f"{r.get('load_s', float('nan')):.2f} | {r.get('first_call_s', float('nan')):.2f} | "
-                     f"{r['peak_rss_mb']:.0f} |")
+                     f"{r['peak_rss_mb']:.0f} |"
+                     + (f" {r.get('baseline_median_s', float('nan')):.3f} | {r.get('time_vs_baseline', float('nan')):.3f} |"
+                        if report.get("baseline") else ""))
     for q in report.get("quality", []):
         lines += ["", f"Quality on {q['data']} `{q['condition']}` ({q['images']} images), mean PSNR:", "",
                   "| engine | PSNR dB | Δ vs reference dB |", "| --- | ---: | ---: |"]
@@ -363,6 +378,10 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model folder or Hub repo id (default: shipped)")
+    p.add_argument("--baseline", default=None, metavar="MODEL",
+                   help="also time this model ('shipped', a folder or Hub repo id) right after each run, on the "
+                   "same engine, size and tile, and report the time ratio: a new model against the one it "
+                   "replaces, measured in one run")
     p.add_argument("--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES), help=f"default {DEFAULT_SIZES}")
     from .options import ENGINES
 
@@ -387,7 +406,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main_from_args(args: argparse.Namespace) -> int:
     engines = args.engines.split(",")
-    report = run(args.model, args.sizes, engines, args.repeats, args.tile_size, not args.no_nlm)
+    report = run(args.model, args.sizes, engines, args.repeats, args.tile_size, not args.no_nlm, args.baseline)
     if args.quality_data:
         report["quality"] = [engine_quality(args.model, d, ["reference"] + [e for e in engines if e != "reference"],
                                             args.quality_limit) for d in args.quality_data]

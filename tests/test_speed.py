@@ -91,3 +91,18 @@ def test_bench_takes_shipped_as_eval_does(tmp_path):
     report = json.loads((tmp_path / "speed.json").read_text())
     from cleanvision.speed import weights_sha256
     assert report["weights_sha256"] == weights_sha256(None) is not None
+
+
+def test_bench_times_a_baseline_model_in_the_same_run(tmp_path):
+    """A new model against the one it replaces: both timed per engine and size, and the ratio."""
+    from cleanvision import DnCNN
+    DnCNN(channels=3, depth=4, width=16).save_pretrained(tmp_path / "small")
+    out = tmp_path / "speed"
+    assert main(["bench", "--model", "shipped", "--baseline", str(tmp_path / "small"), "--sizes", "128x96",
+                 "--engines", "reference", "--no-nlm", "--repeats", "1", "--out", str(out)]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    r, = report["results"]
+    assert report["baseline"] == str(tmp_path / "small") and report["baseline_weights_sha256"]
+    assert r["baseline_median_s"] > 0 and r["time_vs_baseline"] == pytest.approx(r["median_s"] / r["baseline_median_s"])
+    assert r["time_vs_baseline"] > 1  # 12 layers of 96 channels take longer than 4 of 16
+    assert "time / baseline" in out.with_suffix(".md").read_text()
