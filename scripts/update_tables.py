@@ -187,6 +187,18 @@ def training_summary(info: dict) -> str:
             f"before: {steps:,} optimizer steps of {last['patches_seen'] // max(1, last['steps']):,} patches, "
             f"{patches / 1e6:.2f} M random 64×64 crops in all, {hours:.1f} hours on 2-core CPUs "
             f"({'; '.join(cpus)}), no GPU. The network has {_parameters():,} parameters. ")
+    grown = next((i for i, s in enumerate(stages) if "--noise_map" in s["command"]), None)
+    if grown is not None:
+        g = stages[grown]
+        text += (f"Run {grown + 1} gave the blind network of the runs before it a noise-level map input, its new "
+                 f"weights at zero so that it started as exactly that network, and a noise-level estimator "
+                 f"({g['steps']:,} steps, {g['wall_seconds'] / 3600:.1f} hours). ")
+    if "--train_only estimator" in last["command"]:
+        text += ("The last run fitted only the estimator, the denoiser frozen"
+                 + (", and `scripts/fit_level_curve.py` then fitted the level curve that turns the estimator's "
+                    "reading into the level the denoiser restores best with, on photos training held out"
+                    if json.loads(SHIPPED_INFO.with_name("config.json").read_text()).get("level_curve") else "")
+                 + ". ")
     if last.get("averaged_with"):
         a = last["averaged_with"]
         text += (f"The shipped weights are the mean, tensor by tensor, of the last run's final weights "

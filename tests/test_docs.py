@@ -74,3 +74,23 @@ def test_every_help_speaks_plainly():
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert r.returncode == 0, r.stderr
         assert not private.search(r.stdout), f"{' '.join(cmd[2:])}: {private.search(r.stdout).group(0)!r}"
+
+
+def test_training_summary_says_when_the_network_was_given_a_noise_level_map():
+    """A noise-map model's card names the run that grew the map input and the estimator-only refit,
+    not only the last command."""
+    import json
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import update_tables
+
+    blind = json.loads((ROOT / "cleanvision" / "weights" / "default" / "training_info.json").read_text())
+    grown = {"command": "train_accelerate.py --init_from x --noise_map 1", "steps": 40000, "patches_seen": 1280000,
+             "wall_seconds": 7.2 * 3600, "hardware": "AMD EPYC (2 cores)", "init_from": blind}
+    refit = {"command": "train_accelerate.py --init_from y --train_only estimator", "steps": 3000,
+             "patches_seen": 96000, "wall_seconds": 300, "hardware": "AMD EPYC (2 cores)", "init_from": grown}
+    n = len(update_tables.training_stages(blind))
+    text = update_tables.training_summary(refit)
+    assert text.startswith(f"{n + 2} successive runs")
+    assert f"Run {n + 1} gave the blind network" in text and "(40,000 steps, 7.2 hours)" in text
+    assert "The last run fitted only the estimator" in text
+    assert "noise-level map" not in update_tables.training_summary(blind)
