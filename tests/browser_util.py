@@ -58,6 +58,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def save_blind_model(folder: str | Path) -> Path:
+    """Save a small blind model (it takes no noise level) with random weights to ``folder`` and
+    return it: what the app, CLI and API do with a model that finds the noise level itself."""
+    import torch
+
+    from cleanvision import DnCNN
+
+    torch.manual_seed(0)
+    model = DnCNN(channels=3, depth=5, width=16, pixel_unshuffle=2)
+    torch.nn.init.normal_(model.body[-1].weight, std=0.05)
+    model.eval().save_pretrained(folder)
+    return Path(folder)
+
+
 @contextlib.contextmanager
 def serve_app(denoiser=None) -> Iterator[tuple[object, str]]:
     """Start the app on 127.0.0.1 (a free port) in this process; yield (app module, url)."""

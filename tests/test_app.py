@@ -8,7 +8,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from browser_util import save_noise_map_model, serve_app
+from browser_util import save_blind_model, save_noise_map_model, serve_app
 from cleanvision.image_io import encode_image, read_image
 from cleanvision.metrics import psnr_uint8
 from cleanvision.noise import apply_noise
@@ -342,9 +342,21 @@ def test_noise_level_out_of_range_is_refused_with_its_range(served_map, noisy_cr
         assert read_image(download).shape == (32, 32, 3)
 
 
-def test_blind_model_refuses_a_noise_level_and_takes_auto(served, astronaut, tmp_path):
-    """The shipped model is blind: a number is refused saying so; None and "auto" restore as before."""
-    _, client = served
+@pytest.fixture(scope="module")
+def blind_den(app_module, tmp_path_factory):
+    """A blind model (it finds the noise level itself), as ``app.py --model FOLDER`` loads it."""
+    return app_module.load_denoiser(str(save_blind_model(tmp_path_factory.mktemp("blind-model"))))
+
+
+@pytest.fixture(scope="module")
+def served_blind(blind_den):
+    with serve_app(blind_den) as (app, url):
+        yield app, Client(url, verbose=False)
+
+
+def test_blind_model_refuses_a_noise_level_and_takes_auto(served_blind, astronaut, tmp_path):
+    """A blind model: a number is refused saying so; None and "auto" restore as before."""
+    _, client = served_blind
     image = _png(tmp_path / "n.png", apply_noise(astronaut[:64, :64], {"sigma": 25}, 0)[0])
     with pytest.raises(AppError, match=r"This model is blind: it finds the noise level itself; leave noise_level "
                                        r'empty \(or "auto"\), got 10\.'):
@@ -360,7 +372,7 @@ def test_blind_model_refuses_a_noise_level_and_takes_auto(served, astronaut, tmp
     assert "PSNR" in report and read_image(restored).shape == (64, 64, 3)
 
 
-def test_noise_level_handler_refusals(app_module, map_den, shipped, coffee, tmp_path):
+def test_noise_level_handler_refusals(app_module, map_den, blind_den, coffee, tmp_path):
     """The handlers, called directly, refuse as the API does, before reading the image."""
     import gradio as gr
 
@@ -370,7 +382,7 @@ def test_noise_level_handler_refusals(app_module, map_den, shipped, coffee, tmp_
              (map_den, "lots", 'noise_level must be "auto" (or empty) or a number in [0, 75], got \'lots\'.'),
              (map_den, True, "noise_level must be a number in [0, 75], got True."),
              (map_den, float("nan"), "noise_level must be in [0, 75], got nan."),
-             (shipped, 10, "This model is blind: it finds the noise level itself")]
+             (blind_den, 10, "This model is blind: it finds the noise level itself")]
     for den, level, message in cases:
         for handler in (app_module.restore, app_module.degrade_and_restore):
             with pytest.raises(gr.Error) as e:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from browser_util import (PHONE_VIEWPORT, VIEWPORT, chromium_page, label_problems, load_app, require_chromium,
-                          restore_in_browser, save_noise_map_model, serve_app)
+                          restore_in_browser, save_blind_model, save_noise_map_model, serve_app)
 
 
 def test_restore_in_browser(tmp_path):
@@ -118,7 +118,7 @@ def _noise_level_shown(page) -> dict[str, bool]:
 def test_noise_level_control_follows_the_model(tmp_path):
     """A noise-map model gets the Noise level control: Auto on, the slider greyed out until Auto is
     unticked; a restore on Auto shows the estimate in the status and on the slider, and a level
-    set on the slider is the one used. The shipped (blind) model shows a note instead."""
+    set on the slider is the one used. A blind model shows a note instead."""
     require_chromium()
     app = load_app()
     den = app.load_denoiser(str(save_noise_map_model(tmp_path / "model")))
@@ -142,7 +142,8 @@ def test_noise_level_control_follows_the_model(tmp_path):
     assert disabled_on_auto and problems == []
     assert all(shown_map[f"{tab}-{part}"] for tab in ("restore", "synthetic") for part in ("auto", "level")), shown_map
     assert not shown_map["restore-note"] and not shown_map["synthetic-note"], shown_map
-    with serve_app() as (_, url), chromium_page() as page:  # the shipped model: blind
+    blind = app.load_denoiser(str(save_blind_model(tmp_path / "blind-model")))
+    with serve_app(blind) as (_, url), chromium_page() as page:
         page.set_default_timeout(60_000)
         page.goto(url, wait_until="domcontentloaded")
         page.locator("#restore-noise-note").get_by_text("this model finds it in each photo itself").wait_for()

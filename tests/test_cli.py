@@ -432,13 +432,16 @@ def test_help_names_every_kind_of_damage(capsys, monkeypatch):
 
 
 def test_noise_level_flag(tmp_path, noisy_dir, capsys):
-    """--noise-level: refused for the blind shipped model with a one-line reason; on a noise-map
-    model each level gives another restoration, and a re-run at another level says so."""
+    """--noise-level: refused for a blind model with a one-line reason; on a noise-map model each
+    level gives another restoration, and a re-run at another level says so."""
     import torch
 
+    from browser_util import save_blind_model
     from cleanvision import DnCNN
 
-    assert main(["denoise", str(noisy_dir), "-o", str(tmp_path / "blind"), "--noise-level", "10"]) == 1
+    blind = save_blind_model(tmp_path / "blind-model")
+    assert main(["denoise", str(noisy_dir), "-o", str(tmp_path / "blind"), "--noise-level", "10",
+                 "--model", str(blind)]) == 1
     assert "blind" in capsys.readouterr().err and not (tmp_path / "blind").exists()
     with pytest.raises(SystemExit):
         main(["denoise", str(noisy_dir), "-o", str(tmp_path / "x"), "--noise-level", "300"])
