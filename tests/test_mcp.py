@@ -10,7 +10,7 @@ import pytest
 from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 
-from browser_util import load_app, save_noise_map_model, serve_app
+from browser_util import load_app, save_blind_model, save_noise_map_model, serve_app
 from cleanvision.image_io import decode_image, encode_image
 from cleanvision.metrics import psnr_uint8
 from cleanvision.noise import add_gaussian_noise
@@ -40,6 +40,12 @@ def map_mcp_url(map_folder):
     yield from _serve_mcp(load_app().load_denoiser(str(map_folder)))
 
 
+@pytest.fixture(scope="module")
+def blind_mcp_url(tmp_path_factory):
+    """The same, serving a blind model (one that finds the noise level itself)."""
+    yield from _serve_mcp(load_app().load_denoiser(str(save_blind_model(tmp_path_factory.mktemp("blind-model")))))
+
+
 def _with_session(url: str, work):
     """Run ``work(session)`` in one initialised MCP client session; return its result."""
     async def run():
@@ -66,12 +72,10 @@ def test_restore_is_a_tool_with_its_description(mcp_url):
     assert set(props) == {"image", "strength", "noise_level"}
     assert props["image"]["description"].startswith("the photo to restore, as a file or URL")
     assert "from 0 to 1" in props["strength"]["description"] and props["strength"]["default"] == 1
-    # the shipped model is blind: the tool says to leave the noise level out
-    assert props["noise_level"]["description"].startswith('leave it out (or "auto"): this server\'s model is blind')
     assert restore.inputSchema["required"] == ["image"]
     # the synthetic-noise demo is a tool too, every argument described with its range
     degrade = tools["degrade_and_restore"].inputSchema["properties"]
-    assert "from 0 to 75" in degrade["sigma"]["description"] and "blind" in degrade["noise_level"]["description"]
+    assert "from 0 to 75" in degrade["sigma"]["description"]
     assert all(p.get("description") for p in degrade.values()), degrade
 
 
@@ -123,14 +127,19 @@ def _text(result) -> str:
     return " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
 
 
-def test_restore_tool_refuses_a_noise_level_for_a_blind_model(mcp_url, astronaut):
+def test_restore_tool_refuses_a_noise_level_for_a_blind_model(blind_mcp_url, astronaut):
+    """A blind model's tools say to leave the noise level out; a number is refused saying why."""
     async def work(session):
         image = _data_url(astronaut[:32, :32])
-        return [await session.call_tool("restore", {"image": image, "noise_level": 10}),
-                await session.call_tool("restore", {"image": image, "noise_level": "auto"}),
-                await session.call_tool("restore", {"image": image, "noise_level": None})]
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        return tools, [await session.call_tool("restore", {"image": image, "noise_level": 10}),
+                       await session.call_tool("restore", {"image": image, "noise_level": "auto"}),
+                       await session.call_tool("restore", {"image": image, "noise_level": None})]
 
-    refused, *auto = _with_session(mcp_url, work)
+    tools, (refused, *auto) = _with_session(blind_mcp_url, work)
+    level = tools["restore"].inputSchema["properties"]["noise_level"]["description"]
+    assert level.startswith('leave it out (or "auto"): this server\'s model is blind'), level
+    assert "blind" in tools["degrade_and_restore"].inputSchema["properties"]["noise_level"]["description"]
     assert refused.isError and "This model is blind: it finds the noise level itself" in _text(refused), refused
     for result in auto:
         assert not result.isError and "**Restored** 32×32 RGB 8-bit" in _text(result), result.content
