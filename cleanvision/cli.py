@@ -409,8 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--noise-level", type=_noise_level, default=None, metavar="auto|σ",
                    help="for models that take a noise level: how noisy the photos are, σ on the 0-255 "
                    f"scale ({NOISE_LEVEL_RANGE[0]:g} to {NOISE_LEVEL_RANGE[1]:g}); lower keeps more texture, higher "
-                   "removes more (default: auto, estimated from each photo). The shipped model is blind "
-                   "and takes none")
+                   "removes more (default: auto, estimated from each photo). A blind model (one trained "
+                   "without a noise-level input) takes none")
     d.add_argument("--suffix", default="", help="added to each output name, e.g. _restored")
     d.add_argument("--format", default="png", choices=("png", "tif"),
                    help="png, or tif (deflate-compressed; float images are always tif) (default: png)")

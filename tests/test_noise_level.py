@@ -89,10 +89,21 @@ def test_as_map_shapes_and_refusals():
         as_map(np.zeros((3, 3)), (1, 3, 4, 5), 1)
 
 
+def _trained_blind_model() -> DnCNN:
+    """The shipped denoiser without a noise-map input (and without an estimator): trained weights
+    of a blind model."""
+    shipped = load_model("shipped")
+    blind = DnCNN(shipped.channels, shipped.depth, shipped.width, shipped.scale, shipped.batch_norm)
+    state = {k: v for k, v in shipped.state_dict().items() if not k.startswith("estimator.")}
+    state["body.0.weight"] = state["body.0.weight"][:, :blind.body[0].in_channels]
+    blind.load_state_dict(state)
+    return blind.eval()
+
+
 def test_a_blind_model_grown_a_map_restores_exactly_as_before(astronaut):
-    """The shipped weights with a zero-weighted map input: the same restoration of a noisy photo,
-    whatever map it is given, and the blind config still loads and refuses a map."""
-    blind = load_model("shipped")
+    """Trained blind weights with a zero-weighted map input: the same restoration of a noisy photo,
+    whatever map it is given, and the blind config still refuses a map."""
+    blind = _trained_blind_model()
     grown = DnCNN.with_noise_map(blind, 1).eval()
     noisy = add_gaussian_noise(astronaut[100:260, 150:310], 25, rng=0)
     x = torch.from_numpy(noisy).permute(2, 0, 1)[None].float() / 255
@@ -221,8 +232,9 @@ def test_the_benchmark_runs_a_noise_map_model_in_auto_mode_and_guided_by_the_tru
     den = Denoiser(_map_model(), engine="reference")
     assert np.array_equal(guided.run(noisy, 25.0), den(noisy, noise_level=25.0))
     assert np.array_equal(auto.run(noisy, 25.0), den(noisy))
-    (blind,) = build_methods(["model"], ["shipped"], "reference", None, None)  # a blind model: one row
-    assert blind.key == "model:shipped" and "noise_level" not in blind.info
+    _trained_blind_model().save_pretrained(tmp_path / "blind")
+    (blind,) = build_methods(["model"], [str(tmp_path / "blind")], "reference", None, None)  # a blind model: one row
+    assert blind.key == "model:blind" and "noise_level" not in blind.info
 
 
 def test_auto_reads_a_large_photo_from_crops_that_agree_with_the_whole_map(astronaut):
