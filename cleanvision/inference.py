@@ -254,14 +254,16 @@ class Denoiser:
         """The map ``noise_level=None`` restores with: one level per image (and colour, for a
         per-colour map), the median of the estimator's map over the photo (:meth:`level_crops`),
         so a patch of texture or a few impulses do not move it, through the model's level curve
-        (:meth:`~cleanvision.model.DnCNN.auto_level`)."""
+        (:meth:`~cleanvision.model.DnCNN.auto_level`), within ``NOISE_LEVEL_RANGE``: an estimate is
+        always a level a person could set (a photo of pure texture can read above any trained σ)."""
         h, w = x.shape[-2:]
         m, parts = self.estimator_margin, []
         for y0, y1, z0, z1 in self.level_crops(h, w):
             a, b, c, d = max(0, y0 - m), min(h, y1 + m), max(0, z0 - m), min(w, z1 + m)
             est = self.estimate_tensor(x[..., a:b, c:d])  # each crop with its context: exact values
             parts.append(est[..., y0 - a:y1 - a, z0 - c:z1 - c].flatten(2))
-        level = self.model.auto_level(torch.cat(parts, dim=2).median(dim=2).values)
+        lo, hi = NOISE_LEVEL_RANGE
+        level = self.model.auto_level(torch.cat(parts, dim=2).median(dim=2).values).clamp(lo / 255, hi / 255)
         return level[..., None, None].expand(-1, -1, h, w)
 
     def restore_tensor(self, x: torch.Tensor, progress: Progress | None = None,
@@ -340,7 +342,8 @@ class Denoiser:
         """The noise level ``noise_level=None`` restores ``img`` with: σ on the 0-255 scale (the
         mean over colours, for a model with one level per colour)."""
         x = self._for_model(self._image_tensor(img)[0])
-        return float(self.auto_map(x)[..., 0, 0].mean()) * 255.0
+        lo, hi = NOISE_LEVEL_RANGE  # again after the float32 map: a level this returns can be passed back
+        return min(hi, max(lo, float(self.auto_map(x)[..., 0, 0].mean()) * 255.0))
 
     def estimate_noise_map(self, img: np.ndarray) -> np.ndarray:
         """The estimator's map of ``img`` before it is reduced to one level: H×W float32, σ on the

@@ -63,7 +63,9 @@ def deepen(model: DnCNN, add: int, mean: torch.Tensor, var: torch.Tensor, after:
     if not model.batch_norm:
         raise ValueError("deepen a BatchNorm model (not a fused one)")
     old = blocks(model)
-    new = DnCNN(model.channels, model.depth + add, model.width, model.scale, True)
+    new = DnCNN(**{**model._hub_mixin_config, "depth": model.depth + add})  # the same config, deeper
+    if model.estimator is not None:  # a noise-map model keeps its estimator as it is
+        new.estimator.load_state_dict(model.estimator.state_dict())
     mods, new_mods = list(model.body), list(new.body)
     for src, dst in ((mods[0], new_mods[0]), (mods[-1], new_mods[-1])):
         dst.load_state_dict(src.state_dict())
