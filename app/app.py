@@ -20,8 +20,8 @@ and ``degrade_and_restore``. A number outside its range (:data:`FIELDS`) is refu
 
 A noise-map model (``Denoiser.takes_noise_level``) gets a "Noise level" control on both tabs
 and the ``noise_level`` parameter: empty or "auto" lets the model estimate it (the status says
-what it found), a number sets σ. A blind model (the shipped one) finds it itself: the control
-is hidden, and a number is refused.
+what it found), a number sets σ. A blind model (one trained without a noise-level input) finds
+it itself: the control is hidden, and a number is refused.
 """
 from __future__ import annotations
 

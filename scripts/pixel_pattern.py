@@ -82,7 +82,8 @@ def main(argv=None) -> int:
             if corrected is not None:
                 model.phase_correction = corrected
             den = Denoiser(model, engine=args.engine)
-            label = f"CleanVision ({spec}" + {None: "", False: ", as it is", True: ", phase correction on"}[corrected] + ")"
+            name = spec if spec == "shipped" else Path(spec.rstrip("/")).name or spec  # a folder by its name
+            label = f"CleanVision ({name}" + {None: "", False: ", as it is", True: ", phase correction on"}[corrected] + ")"
             rows[label] = {s: statistics.median(scores(den, items)) for s, items in sets.items()}
     doc = {"machine": cpu_name(), "engine": args.engine, "limit": args.limit, "models": args.model,
            "images": {s: len(v) for s, v in sets.items()}, "median_score": rows}

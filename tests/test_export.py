@@ -51,25 +51,31 @@ def test_export_records_opset_and_what_a_user_needs(exported, reference, capsys)
     assert meta["opset"] == str(export_mod.DEFAULT_OPSET)
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [export_mod.DEFAULT_OPSET]
     assert json.loads(meta["config"]) == {"channels": 3, "depth": model.depth, "width": model.width,
-                                          "pixel_unshuffle": model.scale, "batch_norm": False, "noise_map": 0,
-                                          "phase_correction": False}
+                                          "pixel_unshuffle": model.scale, "batch_norm": False, "noise_map": 1,
+                                          "phase_correction": True}
+    assert "noise level at each pixel" in meta["noise_map"] and "estimates it" in meta["noise_map"]
     assert meta["pixel_unshuffle"] == str(model.scale) and meta["receptive_radius"] == str(model.receptive_radius)
     assert meta["cleanvision_version"] and meta["source"] == "shipped"
     assert "any H and W" in meta["input"] and "multiples" in meta["input"]  # padded inside, not by the caller
     assert not any(n.op_type == "BatchNormalization" for n in proto.graph.node)  # folded
-    for value in (proto.graph.input[0], proto.graph.output[0]):
+    assert [v.name for v in proto.graph.input] == ["image", "noise_map"]
+    for value, c in ((proto.graph.input[0], 3), (proto.graph.input[1], 1)):
         dims = value.type.tensor_type.shape.dim
-        assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
+        assert [d.dim_param or d.dim_value for d in dims] == ["batch", c, "height", "width"]
+    dims = [d.dim_param or d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim]
+    assert proto.graph.output[0].name == "restored" and dims[0] == "batch" and dims[2:] == ["height", "width"]
 
 
 @pytest.mark.parametrize("size", [(240, 280), (130, 98)])
 def test_exported_file_matches_reference_engine(exported, reference, noisy, size):
-    """Two sizes through one file (dynamic H and W), and a batch of two (dynamic N)."""
+    """Two sizes through one file (dynamic H and W), and a batch of two (dynamic N), each crop
+    with the noise level the Denoiser estimates for it (the graph takes the map, not the estimator)."""
     h, w = size
     crops = [noisy[:h, :w], noisy[-h:, -w:]]
     session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
     x = np.stack([c.transpose(2, 0, 1) for c in crops])
-    out = np.clip(session.run(None, {"image": x})[0], 0, 1)
+    level = np.stack([np.full((1, h, w), reference.estimate_noise_level(c) / 255, np.float32) for c in crops])
+    out = np.clip(session.run(None, {"image": x, "noise_map": level})[0], 0, 1)
     assert out.shape == x.shape
     for got, crop in zip(out, crops):
         want = reference(crop)
@@ -85,10 +91,11 @@ def test_exported_graph_takes_any_size(exported, reference, astronaut, size):
     h, w = size
     crop = add_gaussian_noise(astronaut[211:211 + h, 137:137 + w], 25, rng=7)  # a real photo, real noise
     x = np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32) / 255
+    level = np.full((1, 1, h, w), 25 / 255, np.float32)
     session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"image": x})[0]
+    got = session.run(None, {"image": x, "noise_map": level})[0]
     with torch.inference_mode():
-        want = reference.model(torch.from_numpy(x)).numpy()
+        want = reference.model(torch.from_numpy(x), torch.from_numpy(level)).numpy()
     assert got.shape == x.shape
     assert np.abs(got - want).max() <= TOL
     if h * w > 100:
@@ -145,10 +152,11 @@ def test_onnxruntime_engine_tiled_grey_and_rgba(reference, astronaut, monkeypatc
 
 
 def test_a_prebuilt_session_gets_the_same_tiling(reference, astronaut, exported):
-    """A session built elsewhere (here the exported file, read back) runs behind the Denoiser:
-    every tile goes through it, and the restored photo matches the reference engine."""
+    """A session built elsewhere (here from a graph made for tiles: the phase correction left to
+    the assembled image) runs behind the Denoiser: every tile goes through it, and the restored
+    photo matches the reference engine."""
     model = Denoiser.from_pretrained(engine="fp32").model
-    inner = export_mod.ort_session(model, graph=exported.read_bytes())
+    inner = export_mod.ort_session(model, graph=export_mod.onnx_bytes(model, whole_image=False))
     shapes = []
 
     class Recording:

@@ -167,7 +167,7 @@ def test_noise_level_refusals(astronaut):
 
     img = astronaut[:32, :32]
     with pytest.raises(ValueError, match="blind"):
-        Denoiser(load_model("shipped"), engine="reference")(img, noise_level=10)
+        Denoiser(_trained_blind_model(), engine="reference")(img, noise_level=10)
     den = Denoiser(_map_model(), engine="reference")
     for bad in (-1, 500, float("nan")):
         with pytest.raises(ValueError, match=r"noise_level must be in \[0, 75\]"):
@@ -210,9 +210,9 @@ def test_phase_correction_removes_the_dot_grid_the_shipped_weights_leave(astrona
     from cleanvision import Denoiser
     from cleanvision.metrics import pixel_pattern_score
 
-    plain = Denoiser(load_model("shipped"), engine="reference")
-    fixed_model = load_model("shipped")
-    fixed_model.phase_correction = True
+    plain_model, fixed_model = load_model("shipped"), load_model("shipped")
+    plain_model.phase_correction, fixed_model.phase_correction = False, True  # whatever the config says
+    plain = Denoiser(plain_model, engine="reference")
     fixed = Denoiser(fixed_model, engine="reference")
     photo = astronaut[:256, 128:384]
     before, after = (d(photo).astype(float) - photo for d in (plain, fixed))
@@ -341,3 +341,15 @@ def test_a_level_curve_turns_the_reading_into_the_level_auto_restores_with(astro
         want = again(x, again.auto_level(middle_level(est)).expand_as(est))
         assert torch.allclose(again(x, per_image_level=True), want, atol=1e-6)
     assert again.with_level_curve(None).level_curve is None
+
+
+def test_an_estimate_is_always_a_level_a_person_could_set():
+    """A photo of pure grain reads above any level training saw; auto mode and the estimate stop
+    at the knob's top (75), so the estimate shown can be passed back, as the app does."""
+    from cleanvision import Denoiser
+
+    den = Denoiser.from_pretrained(engine="reference")
+    grain = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    level = den.estimate_noise_level(grain)
+    assert level == 75.0
+    np.testing.assert_array_equal(den(grain), den(grain, noise_level=level))
