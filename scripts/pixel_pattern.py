@@ -13,8 +13,8 @@ gives the median over each set, for the noisy input and each model:
 * CBSD68, undamaged: the clean photo in, scored against itself;
 * CBSD68 `gauss25`: the frozen benchmark's σ 25 images (built under ``.bench/CBSD68``).
 
-``--phase-correction`` adds a row per model with ``phase_correction`` switched on
-(:func:`cleanvision.model.remove_phase_offset`), whatever its config says. Writes
+``--phase-correction`` runs each model twice, with ``phase_correction``
+(:func:`cleanvision.model.remove_phase_offset`) switched off and on, whatever its config says. Writes
 ``docs/bench/pixel_pattern.json`` and ``.md`` (``docs/benchmark.md`` includes the table).
 """
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
                     help="'shipped', a model folder or a Hub repo id (repeatable)")
     ap.add_argument("--engine", default="onnxruntime", help="Denoiser engine (default: the benchmark's)")
     ap.add_argument("--phase-correction", action="store_true",
-                    help="also run each model with its phase correction switched on")
+                    help="run each model with its phase correction switched off and on")
     ap.add_argument("--limit", type=int, default=None, help="first N images of each set (default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "pixel_pattern",
                     help="writes OUT.json and OUT.md (default: docs/bench/pixel_pattern)")
@@ -83,7 +83,8 @@ def main(argv=None) -> int:
                 model.phase_correction = corrected
             den = Denoiser(model, engine=args.engine)
             name = spec if spec == "shipped" else Path(spec.rstrip("/")).name or spec  # a folder by its name
-            label = f"CleanVision ({name}" + {None: "", False: ", as it is", True: ", phase correction on"}[corrected] + ")"
+            switch = {None: "", False: ", phase correction off", True: ", phase correction on"}[corrected]
+            label = f"CleanVision ({name}{switch})"
             rows[label] = {s: statistics.median(scores(den, items)) for s, items in sets.items()}
     doc = {"machine": cpu_name(), "engine": args.engine, "limit": args.limit, "models": args.model,
            "images": {s: len(v) for s, v in sets.items()}, "median_score": rows}
