@@ -587,7 +587,8 @@ def _noise_level_control(den: Denoiser, tab: str) -> NoiseLevelControl:
     comes from a hidden number, so the API has one parameter for it (None/"auto" or σ)."""
     takes = den.takes_noise_level
     f = FIELDS["noise_level"]
-    auto = gr.Checkbox(True, label="Auto noise level", info="estimated from the photo; untick to set it yourself",
+    auto = gr.Checkbox(True, label="Auto noise level",
+                       info="estimated from the photo; untick to set it yourself (camera photos: try 5-8)",
                        visible=takes, elem_id=f"{tab}-noise-auto")
     slider = gr.Slider(f.lo, f.hi, value=NOISE_LEVEL_START, step=0.1, label="Noise level (σ, 0-255)",
                        info="lower keeps more texture, higher removes more; on Auto it shows the level "

@@ -32,10 +32,11 @@ def test_generated_blocks_are_there():
     expected = {"README.md": ["headline"],
                 "model_card.md": ["headline", "training-summary"],
                 "docs/benchmark.md": [f"bench:{s}" for s in ("CBSD68", "Kodak24", "PolyU", "CC15", "BSD68", "Set12")]
-                + ["include:pixel_pattern.md"],
+                + ["include:pixel_pattern.md", "include:noise_level.md"],
                 "docs/speed.md": ["include:speed_amd_avx2.md", "include:speed_amd_avx512.md",
                                   "include:speed_intel_amx.md", "include:load.md", "include:int8_ptq.md",
-                                  "include:int8_qat.md", "include:speed_int8_amd_avx512.md"],
+                                  "include:int8_qat.md", "include:speed_int8_amd_avx512.md", "include:int8_gate.md",
+                                  "include:speed_int8_map_amd_avx512.md"],
                 "docs/training.md": ["help:train_accelerate.py"],
                 "docs/training_history.md": ["training"]}
     for name, markers in expected.items():
