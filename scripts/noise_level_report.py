@@ -132,8 +132,14 @@ def figure(result: dict[str, dict], path: Path) -> None:
     cv2.imwrite(str(path), img[..., ::-1])
 
 
+#: The sweep's fixed levels by default: every integer σ of the range camera noise lies in.
+LEVELS = ",".join(str(v) for v in range(16))
+
+
 def markdown(doc: dict) -> str:
     lim = f" --limit {doc['limit']}" if doc["limit"] else ""
+    levels = doc.get("levels", LEVELS)
+    lim += f" --levels {levels}" if levels != LEVELS else ""
     lines = [f"`python scripts/noise_level_report.py --model {doc['model']}{lim}`, engine `{doc['engine']}`, "
              f"{doc['machine']}.", "",
              "| condition | images | true σ (real: std of noisy − truth) | model's estimate | `estimate_sigma` "
@@ -155,7 +161,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="a noise-map model folder (or checkpoint folder) or Hub repo id")
     ap.add_argument("--engine", default="onnxruntime", help="Denoiser engine (default: the benchmark's)")
-    ap.add_argument("--levels", default="0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
+    ap.add_argument("--levels", default=LEVELS,
                     help="the fixed levels of the sweep (comma-separated)")
     ap.add_argument("--limit", type=int, default=None, help="first N images of each set (default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "noise_level",
@@ -164,7 +170,7 @@ def main(argv=None) -> int:
     den = Denoiser.from_pretrained(model_location(args.model), engine=args.engine)
     if not den.takes_noise_level:
         ap.error(f"{args.model} is a blind model: it has no noise level to read or set")
-    doc = {"model": args.model, "engine": den.engine, "machine": cpu_name(), "limit": args.limit,
+    doc = {"model": args.model, "engine": den.engine, "machine": cpu_name(), "limit": args.limit, "levels": args.levels,
            "estimates": estimator_rows(den, args.limit),
            "sweep": sweep(den, [float(v) for v in args.levels.split(",")], args.limit)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
