@@ -353,3 +353,20 @@ def test_an_estimate_is_always_a_level_a_person_could_set():
     level = den.estimate_noise_level(grain)
     assert level == 75.0
     np.testing.assert_array_equal(den(grain), den(grain, noise_level=level))
+
+
+def test_the_shipped_model_reads_a_clean_photo_as_clean_and_changes_it_least_at_level_zero():
+    """What a user sees on a photo that needs nothing: auto mode reads level 0 and restores as
+    level 0 does, and every level above it changes the photo more."""
+    from skimage import data
+
+    from cleanvision import Denoiser
+    from cleanvision.metrics import psnr_uint8
+
+    den = Denoiser.from_pretrained(engine="reference")
+    for name in ("astronaut", "coffee", "chelsea"):
+        clean = getattr(data, name)()[:256, :256]
+        assert den.estimate_noise_level(clean) <= 2.0, name
+        at = {level: psnr_uint8(clean, den(clean, noise_level=level)) for level in (0, 5, 15)}
+        assert psnr_uint8(clean, den(clean)) <= at[0] + 1e-9 and at[0] >= 40, (name, at)
+        assert at[0] > at[5] > at[15], (name, at)
