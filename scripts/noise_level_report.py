@@ -42,6 +42,8 @@ MAKE_BENCH = ROOT.parent / "shared" / "bench" / "make_bench.py"
 KNOWN = {"gauss25": 25.0, "gauss50": 50.0, "luma25": 25.0}
 SPARSE = ("sp10", "scribble")
 REAL = ("PolyU", "CC15")
+#: The sweep's fixed levels by default: every integer σ of the range camera noise lies in.
+LEVELS = ",".join(str(v) for v in range(16))
 
 
 def classical(img: np.ndarray) -> float:
@@ -130,10 +132,6 @@ def figure(result: dict[str, dict], path: Path) -> None:
                     (pad + 10, pad + 20 + 20 * i), font, 0.45, c, 1, cv2.LINE_AA)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), img[..., ::-1])
-
-
-#: The sweep's fixed levels by default: every integer σ of the range camera noise lies in.
-LEVELS = ",".join(str(v) for v in range(16))
 
 
 def markdown(doc: dict) -> str:
