@@ -68,6 +68,9 @@ class QuantSpec:
     #: learn each output channel's weight scale (LSQ) instead of ``max|w| / weight_max``, so a
     #: channel with a few large weights can clip them rather than coarsen all the others
     learn_weight_scale: bool = False
+    #: learn the activation ranges (LSQ); False keeps them at the calibration's least-squares
+    #: values: learned ranges shrink toward the common case and clip impulses' activations
+    learn_activation_scale: bool = True
 
     def __post_init__(self):
         if not 1 <= self.weight_max <= 127:
@@ -267,7 +270,8 @@ def prepare_qat(model: DnCNN, spec: QuantSpec = QuantSpec(), calibration: Iterab
         if isinstance(m, nn.Conv2d):
             last = i == len(convs) - 1
             q_out = ActQuant(noise_scale, NOISE_ZERO_POINT) if last and not spec.float_last else None
-            layers.append(QuantConv2d(m, ActQuant(scales[i], 0, learn=i > 0), spec.weight_max, q_out,
+            layers.append(QuantConv2d(m, ActQuant(scales[i], 0, learn=i > 0 and spec.learn_activation_scale),
+                                      spec.weight_max, q_out,
                                       float_weights=last and spec.float_last,
                                       learn_weight_scale=spec.learn_weight_scale))
             i += 1

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "that convolution, about 1%% of the work, runs in float")
     q.add_argument("--learn_weight_scale", action="store_true",
                    help="learn each output channel's weight scale (LSQ) instead of taking its largest weight")
+    q.add_argument("--fixed_activation_ranges", action="store_true",
+                   help="keep each activation range at its calibrated least-squares value instead of learning it "
+                   "(LSQ): learned ranges shrink toward the common case and clip the activations impulses cause")
     q.add_argument("--calibration_batches", type=int, default=8,
                    help="training batches the first activation scales are fitted on (default: 8)")
     t = p.add_argument_group("optimisation")
@@ -199,7 +202,8 @@ def main(argv: list[str] | None = None) -> dict:
         model = prepare_qat(float_model, spec)
     else:
         spec = QuantSpec(weight_max=args.weight_max, float_last=not args.quantise_last,
-                         learn_weight_scale=args.learn_weight_scale)
+                         learn_weight_scale=args.learn_weight_scale,
+                         learn_activation_scale=not args.fixed_activation_ranges)
         calibration = []
         for clean in loader:
             _, noisy, given = degraded(clean, mix, map_channels)

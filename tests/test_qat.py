@@ -98,7 +98,8 @@ def test_qat_resumes_at_the_saved_step_and_writes_a_model_folder(tmp_path):
     meta = read_metadata(out / INT8_FILE)
     assert meta["weights_sha256"] == sha256_file(src / "model.safetensors")
     assert json.loads(meta["quantization"]) == {"weight_max": 127, "float_last": True,
-                                                "learn_weight_scale": False}  # the run's own
+                                                "learn_weight_scale": False,
+                                                "learn_activation_scale": True}  # the run's own
     assert json.loads(meta["qat"])["steps"] == 6 and "quality_gate" not in meta
     assert json.loads((out / "qat_info.json").read_text())["steps"] == 6
 
@@ -133,3 +134,29 @@ def test_distillation_trains_towards_the_float_model_too(tmp_path):
     info = run_qat(src, tmp_path / "kd", "--max_train_steps", "2", "--checkpointing_steps", "2", "--distill", "0.5")
     assert info["steps"] == 2 and info["distill"] == 0.5
     assert (tmp_path / "kd" / "model_int8.onnx").is_file()
+
+
+def test_fixed_activation_ranges_stay_at_their_calibrated_values_while_weights_train(tmp_path):
+    """--fixed_activation_ranges: the ranges the calibration chose reach the graph unchanged
+    after training (learned ranges move), and the run records the choice."""
+    import onnx
+    from onnx import numpy_helper
+
+    from cleanvision.int8 import INT8_FILE, read_metadata
+
+    src = tmp_path / "float"
+    random_dncnn(depth=4, width=8, pixel_unshuffle=2).save_pretrained(src)
+
+    def input_scales(out, *flags) -> list[float]:
+        run_qat(src, out, "--max_train_steps", "3", "--checkpointing_steps", "3", "--learning_rate", "1e-2", *flags)
+        g = onnx.load(str(out / INT8_FILE)).graph
+        return [float(numpy_helper.to_array(t)) for t in sorted(g.initializer, key=lambda t: t.name)
+                if t.name.endswith("_x_scale")]
+
+    calibrated = input_scales(tmp_path / "zero", "--max_train_steps", "0")
+    fixed = input_scales(tmp_path / "fixed", "--fixed_activation_ranges")
+    learned = input_scales(tmp_path / "learned")
+    assert len(calibrated) == 4 and calibrated[0] == pytest.approx(1 / 255)
+    assert fixed == pytest.approx(calibrated, rel=1e-6)
+    assert learned[1:] != pytest.approx(calibrated[1:], rel=1e-3)
+    assert json.loads(read_metadata(tmp_path / "fixed" / INT8_FILE)["quantization"])["learn_activation_scale"] is False
