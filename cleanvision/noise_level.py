@@ -127,9 +127,18 @@ def without_impulses(x: torch.Tensor) -> torch.Tensor:
     estimator reads the level from. Impulses are damage, not dense noise (their level is 0), yet
     a small network reads 10 % of them as σ 5-30; the classical test (an adaptive median filter's)
     finds them exactly: black or white in every channel, and far from the neighbours' median.
-    Saturated areas are left alone (their median is saturated too)."""
+    Saturated areas are left alone (their median is saturated too). The median is taken only at
+    the black or white pixels (none in most photos), which made it two thirds of the estimator's
+    time when taken everywhere."""
+    n, h, w = ((x <= 1 / 255) | (x >= 254 / 255)).all(dim=1).nonzero(as_tuple=True)
+    if n.numel() == 0:
+        return x
     p = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    med = p.unfold(2, 3, 1).unfold(3, 3, 1).reshape(*x.shape, 9).median(dim=-1).values
-    extreme = ((x <= 1 / 255) | (x >= 254 / 255)).all(dim=1, keepdim=True)
-    far = (x - med).abs().amax(dim=1, keepdim=True) > IMPULSE_CONTRAST
-    return torch.where(extreme & far, med, x)
+    d = torch.arange(3, device=x.device)
+    rows = (h[:, None] + d).view(-1, 3, 1)  # each pixel's 3×3 neighbourhood in the padded image
+    cols = (w[:, None] + d).view(-1, 1, 3)
+    med = p[n.view(-1, 1, 1), :, rows, cols].reshape(len(n), 9, x.shape[1]).median(dim=1).values  # K×C
+    far = (x[n, :, h, w] - med).abs().amax(dim=1) > IMPULSE_CONTRAST
+    out = x.clone()
+    out[n[far], :, h[far], w[far]] = med[far]
+    return out
