@@ -159,6 +159,7 @@ def main(argv=None) -> int:
         keep = saved["own_noise"] <= (np.inf if args.max_own_noise is None else args.max_own_noise)
         readings, psnr, own = saved["readings"][:, keep], saved["psnr"][:, keep], saved["own_noise"][keep]
     else:
+        # a second copy: the fp32 engine folds BatchNorm in place, and `model` is saved unfolded below
         den = Denoiser(DnCNN.from_pretrained(model_location(args.model)).with_level_curve(None), engine="fp32")
         photos = crops(args.train_data_dir, args.validation_fraction, args.limit, args.max_own_noise)
         readings, psnr = sweep(den, photos, damaged(photos), levels, knots[-1])
