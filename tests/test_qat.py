@@ -147,15 +147,16 @@ def test_fixed_activation_ranges_stay_at_their_calibrated_values_while_weights_t
     src = tmp_path / "float"
     random_dncnn(depth=4, width=8, pixel_unshuffle=2).save_pretrained(src)
 
-    def input_scales(out, *flags) -> list[float]:
-        run_qat(src, out, "--max_train_steps", "3", "--checkpointing_steps", "3", "--learning_rate", "1e-2", *flags)
+    def input_scales(out, steps: int, *flags) -> list[float]:
+        run_qat(src, out, "--max_train_steps", str(steps), "--checkpointing_steps", "3", "--learning_rate", "1e-2",
+                *flags)
         g = onnx.load(str(out / INT8_FILE)).graph
         return [float(numpy_helper.to_array(t)) for t in sorted(g.initializer, key=lambda t: t.name)
                 if t.name.endswith("_x_scale")]
 
-    calibrated = input_scales(tmp_path / "zero", "--max_train_steps", "0")
-    fixed = input_scales(tmp_path / "fixed", "--fixed_activation_ranges")
-    learned = input_scales(tmp_path / "learned")
+    calibrated = input_scales(tmp_path / "zero", 0)
+    fixed = input_scales(tmp_path / "fixed", 3, "--fixed_activation_ranges")
+    learned = input_scales(tmp_path / "learned", 3)
     assert len(calibrated) == 4 and calibrated[0] == pytest.approx(1 / 255)
     assert fixed == pytest.approx(calibrated, rel=1e-6)
     assert learned[1:] != pytest.approx(calibrated[1:], rel=1e-3)
