@@ -119,15 +119,27 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
             m = m.repeat_interleave(self.scale, dim=-2).repeat_interleave(self.scale, dim=-1)
         return m[..., :h, :w]
 
-    def estimate_noise(self, x: torch.Tensor) -> torch.Tensor:
-        """The noise-level map the estimator reads from ``x``: N×``noise_map``×H×W, σ/255."""
+    def estimate_noise(self, x: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+        """The noise-level map the estimator reads from ``x``: N×``noise_map``×H×W, σ/255.
+
+        ``bf16``: every convolution after the first in bfloat16. The first stays fp32 because
+        bf16's 8-bit mantissa would round the photo itself by up to a grey level, as much as the
+        faint noise being read (it moved auto mode's level by up to 0.8; with the first in fp32,
+        by at most 0.04 on held-out photos), at about half the fp32 estimator's time."""
         if not self.noise_map:
             raise ValueError("this model is blind (noise_map=0): it has no noise-level estimator")
-        return self._full_res(self._estimate(self._unshuffle(without_impulses(x))), *x.shape[-2:])
+        return self._full_res(self._estimate(self._unshuffle(without_impulses(x)), bf16), *x.shape[-2:])
 
-    def _estimate(self, y: torch.Tensor) -> torch.Tensor:
+    def _estimate(self, y: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+        if bf16:
+            with torch.autocast(y.device.type, enabled=False):
+                y = self.estimator[:2](y.float())  # first convolution and its ReLU
+            with torch.autocast(y.device.type, dtype=torch.bfloat16):
+                y = self.estimator[2:](y)
+        else:
+            y = self.estimator(y)
         # softplus keeps the level positive with a gradient everywhere; 10/255 sets its unit
-        return F.softplus(self.estimator(y).float()) * (ESTIMATOR_UNIT / 255.0)
+        return F.softplus(y.float()) * (ESTIMATOR_UNIT / 255.0)
 
     def predict_noise(self, x: torch.Tensor, noise_map: torch.Tensor | None = None,
                       _estimate: list | None = None, per_image_level: bool = False) -> torch.Tensor:
@@ -174,6 +186,10 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
                     _estimate.append(self._full_res(est, h, w))
             if noise_map is None:
                 m = self.auto_level(middle_level(est)).expand_as(est) if per_image_level else est
+            elif noise_map.stride(-1) == 0 and noise_map.stride(-2) == 0:
+                # one level per image, expanded (auto mode, a number): its pooled map is itself,
+                # without averaging a full-resolution map (about 4 % of the bf16 engine's time)
+                m = noise_map[..., :1, :1].to(x.dtype).expand(-1, -1, *y.shape[-2:])
             else:
                 m = self.pad_to_scale(noise_map.to(x.dtype))
                 m = F.avg_pool2d(m, self.scale) if self.scale > 1 else m

@@ -252,6 +252,50 @@ def test_auto_reads_a_large_photo_from_crops_that_agree_with_the_whole_map(astro
     assert abs(den.estimate_noise_level(noisy) - whole) < 0.05 * whole
 
 
+def test_auto_reads_its_crops_in_one_batch_with_the_values_of_one_crop_at_a_time(astronaut):
+    """Auto mode reads its crops batched (several photos at once too): the level is the median
+    of each crop's map read on its own with its context, photo by photo."""
+    from cleanvision import Denoiser
+
+    den = Denoiser.from_pretrained(engine="reference")
+    pair = np.stack([add_gaussian_noise(astronaut, 20, rng=4), add_gaussian_noise(astronaut, 5, rng=5)])
+    x = torch.from_numpy(pair).permute(0, 3, 1, 2).float() / 255
+    m, want = den.estimator_margin, []
+    for i in range(2):
+        parts = []
+        for y0, y1, z0, z1 in den.level_crops(512, 512):
+            a, c = max(0, y0 - m), max(0, z0 - m)
+            est = den.estimate_tensor(x[i:i + 1, :, a:min(512, y1 + m), c:min(512, z1 + m)])
+            parts.append(est[..., y0 - a:y1 - a, z0 - c:z1 - c].flatten())
+        want.append(torch.cat(parts).median())
+    got = den.auto_map(x)
+    want = den.model.auto_level(torch.stack(want))  # the shipped model's level curve
+    assert got.shape == (2, 1, 512, 512) and want[0] > 2 * want[1]  # a mix-up of the two would show
+    assert torch.allclose(got[:, 0, 0, 0], want, rtol=1e-5)
+
+
+def test_the_bf16_engine_reads_the_level_of_a_photo_as_fp32_does(astronaut):
+    """The bf16 engine runs the shipped estimator in bf16 after its first convolution (fp32, so
+    the photo itself is not rounded): on a clean photo, faint and luminance noise, auto mode's
+    level is the reference engine's to a tenth of a grey level."""
+    from cleanvision import Denoiser
+
+    ref, bf16 = (Denoiser.from_pretrained(engine=e) for e in ("reference", "bf16"))
+    grain = np.random.default_rng(6).normal(0, 8, astronaut.shape[:2])[..., None]
+    for img in (astronaut, add_gaussian_noise(astronaut, 5, rng=6), np.clip(astronaut + grain, 0, 255).astype(np.uint8)):
+        assert abs(bf16.estimate_noise_level(img) - ref.estimate_noise_level(img)) <= 0.1
+
+
+def test_a_level_given_as_one_number_restores_as_the_same_map_written_out(astronaut):
+    """One level per photo reaches the network as an expanded view, pooled by taking its value;
+    the same level written out at every pixel goes through the pooling: identical noise."""
+    model = _map_model()
+    x = torch.from_numpy(astronaut[:151, :170]).permute(2, 0, 1)[None].float() / 255  # odd height: padded
+    level = torch.tensor(12 / 255).expand(1, 1, 151, 170)
+    with torch.no_grad():
+        assert torch.allclose(model.network_noise(x, level), model.network_noise(x, level.contiguous()), atol=1e-6)
+
+
 def test_impulses_are_taken_out_before_the_estimator_reads_the_level(astronaut):
     """The estimator reads the level from the photo with its impulses replaced by their 3×3
     median: nearly every impulse of 10 % salt-and-pepper that stands out goes (and lands near the
