@@ -156,9 +156,10 @@ class Denoiser:
         docs/bench/speed_amd_avx512.md, speed_intel_amx.md); on other CPUs ONNX Runtime where
         installed (fp32: 1.04-1.06× torch's fp32 engine and 1.13-1.42× the reference on an
         AVX2-only AMD EPYC, docs/bench/speed_amd_avx2.md; 1.2× torch's fp32 on an AMD EPYC with
-        AVX-512, issue 13),
+        AVX-512),
         else torch fp32. Each costs at most 0.05 dB against ``reference`` on CBSD68 ``mixed``
-        and real PolyU photos (the speed JSON's quality rows; tests/test_speed.py).
+        and real PolyU photos (the speed JSON's quality rows; tests/test_speed.py), but bf16 on
+        PolyU with the noise-map weights: 0.075 dB (docs/speed.md, "Intel Xeon with AMX").
         """
         if engine != "auto":
             return engine

@@ -36,7 +36,7 @@ def test_generated_blocks_are_there():
                 "docs/speed.md": ["include:speed_amd_avx2.md", "include:speed_amd_avx512.md",
                                   "include:speed_intel_amx.md", "include:load.md", "include:int8_ptq.md",
                                   "include:int8_qat.md", "include:speed_int8_amd_avx512.md", "include:int8_gate.md",
-                                  "include:speed_int8_map_amd_avx512.md"],
+                                  "include:speed_int8_map_amd_avx512.md", "include:speed_int8_intel_amx.md"],
                 "docs/training.md": ["help:train_accelerate.py"],
                 "docs/training_history.md": ["training"]}
     for name, markers in expected.items():
