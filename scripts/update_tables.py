@@ -295,7 +295,8 @@ def _speed_line(bench_dir: Path) -> str:
         by = {r["engine"]: r for r in s["results"] if (r["width"], r["height"]) == (512, 512)}
         isa = [k for k, v in s["machine"]["isa"].items() if v and k.startswith(("amx_bf16", "avx512_bf16"))][:1]
         fastest = min((r for e, r in by.items() if e != "opencv-nlm"), key=lambda r: r["median_s"])
-        parts.append(f"{fastest['median_s']:.2f} s on {s['machine']['cpu']} with "
+        cpu = s["machine"]["cpu"].replace("(R)", "").replace("(TM)", "")
+        parts.append(f"{fastest['median_s']:.2f} s on {cpu} with "
                      f"{', '.join(isa).upper().replace('_', '-')} (engine `{fastest['engine']}`, "
                      f"{s['machine']['torch_threads']} threads)")
         if "opencv-nlm" in by and not nlm:
