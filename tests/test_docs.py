@@ -97,3 +97,20 @@ def test_training_summary_says_when_the_network_was_given_a_noise_level_map():
     assert f"Run {n + 1} gave the blind network" in text and "(40,000 steps, 7.2 hours)" in text
     assert "The last run fitted only the estimator" in text
     assert "noise-level map" not in update_tables.training_summary(blind)
+
+
+def test_the_headline_speed_names_a_cpu_of_each_vendor_with_its_measured_time():
+    """The README's speed line quotes each vendor's speed table: its fastest engine's 512×512
+    median and the CPU it ran on, so no speed claim rests on one vendor's units."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import update_tables
+
+    line = update_tables._speed_line(ROOT / "docs" / "bench")
+    for name, vendor in zip(update_tables.HEADLINE_SPEED, ("AMD", "Intel")):
+        doc = json.loads((ROOT / "docs" / "bench" / name).read_text())
+        fastest = min((r for r in doc["results"] if (r["width"], r["height"]) == (512, 512)
+                       and r["engine"] != "opencv-nlm"), key=lambda r: r["median_s"])
+        assert vendor in doc["machine"]["cpu"] and f"{fastest['median_s']:.2f} s on {vendor}" in line, line
+    assert line in (ROOT / "README.md").read_text()
