@@ -97,7 +97,21 @@ def test_a_noise_map_model_runs_in_int8_with_a_given_or_estimated_level(map_int8
     assert not np.array_equal(int8(noisy, noise_level=5), int8(noisy, noise_level=40))  # the map steers it
 
 
-def test_a_stale_graph_is_refused_and_auto_falls_back_to_float(int8_folder, tmp_path, astronaut):
+#: CPU flags of the two kinds the rule tells apart (what cpu_flags() reads off each machine).
+EPYC_AVX512 = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"})
+XEON_AMX = EPYC_AVX512 | {"amx_bf16", "amx_int8", "avx_vnni"}
+
+
+@pytest.fixture
+def on_epyc(monkeypatch):
+    """``auto``'s int8 rule run as on an AMD EPYC with VNNI, where it takes a gated graph, whatever
+    CPU the tests run on (on AMX it refuses before looking at the graph, which these tests check)."""
+    import cleanvision.int8 as int8
+
+    monkeypatch.setattr(int8, "cpu_flags", lambda: EPYC_AVX512)
+
+
+def test_a_stale_graph_is_refused_and_auto_falls_back_to_float(int8_folder, tmp_path, astronaut, on_epyc):
     """Retrained float weights beside the old graph: engine="int8" says it is stale, auto warns
     and restores with a float engine, exactly as that engine does."""
     from cleanvision import Denoiser, DnCNN
@@ -133,7 +147,7 @@ def test_a_missing_graph_is_refused_when_asked_and_silently_passed_over_by_auto(
     assert den.engine != "int8" and "no int8 graph" in den.int8_note
 
 
-def test_without_onnxruntime_int8_is_refused_and_auto_falls_back(int8_folder, tmp_path, monkeypatch):
+def test_without_onnxruntime_int8_is_refused_and_auto_falls_back(int8_folder, tmp_path, monkeypatch, on_epyc):
     import cleanvision.int8 as int8
     from cleanvision import Denoiser
     from cleanvision.errors import Int8Unavailable
@@ -152,9 +166,9 @@ def _passing_row(delta: float = -0.02, worst: float = -0.2) -> dict:
             "delta": delta, "worst_image_delta": worst}
 
 
-def test_auto_takes_int8_only_from_a_graph_that_passed_its_gate_on_a_cpu_where_it_wins(int8_folder, tmp_path):
+def test_auto_takes_int8_only_from_a_graph_that_passed_its_gate_on_a_cpu_where_it_wins(int8_folder, tmp_path, on_epyc):
     from cleanvision import Denoiser
-    from cleanvision.int8 import cpu_refuses, read_metadata, record_gate
+    from cleanvision.int8 import read_metadata, record_gate
 
     folder = copy_folder(int8_folder, tmp_path / "gate")
     den = Denoiser.from_pretrained(folder, engine="auto")
@@ -165,18 +179,28 @@ def test_auto_takes_int8_only_from_a_graph_that_passed_its_gate_on_a_cpu_where_i
     passed = record_gate(folder / "model_int8.onnx", [_passing_row()], "python scripts/int8_gate.py x --record")
     assert passed["passed"] and read_metadata(folder / "model_int8.onnx")["weights_sha256"]  # metadata kept
     den = Denoiser.from_pretrained(folder, engine="auto")
-    here = cpu_refuses(127)
-    assert (den.engine == "int8") == (here is None), (den.engine, here)  # this CPU's kind, by the rule
-    if here is None:
-        assert "quality gate passed" in den.int8_note
-    assert Denoiser.from_pretrained(folder, engine="auto", device="cpu").engine == den.engine
+    assert den.engine == "int8" and "quality gate passed" in den.int8_note
+    assert Denoiser.from_pretrained(folder, engine="auto", device="cpu").engine == "int8"
+
+
+def test_auto_leaves_int8_to_bf16_on_a_cpu_with_amx(int8_folder, tmp_path, monkeypatch):
+    """On AMX bf16 is the faster engine (docs/speed.md: int8 0.84× bf16 at 512×512), so auto
+    refuses even a gated graph there, says why, and does not load it."""
+    import cleanvision.int8 as int8
+    from cleanvision import Denoiser
+
+    folder = copy_folder(int8_folder, tmp_path / "amx")
+    int8.record_gate(folder / "model_int8.onnx", [_passing_row()], "test")
+    monkeypatch.setattr(int8, "cpu_flags", lambda: XEON_AMX)
+    monkeypatch.setattr(int8, "open_graph", lambda *a, **k: pytest.fail("the graph was opened"))
+    den = Denoiser.from_pretrained(folder, engine="auto")
+    assert den.engine != "int8" and "AMX" in den.int8_note
 
 
 def test_the_cpu_rule_follows_the_speed_tables():
     from cleanvision.int8 import cpu_refuses
 
-    epyc_avx512 = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"})
-    xeon_amx = epyc_avx512 | {"amx_bf16", "amx_int8", "avx_vnni"}
+    epyc_avx512, xeon_amx = EPYC_AVX512, XEON_AMX
     epyc_avx2 = frozenset({"avx2", "fma"})
     assert cpu_refuses(127, epyc_avx512) is None
     assert "AMX" in cpu_refuses(127, xeon_amx)
