@@ -128,6 +128,12 @@ class Denoiser:
         model = model.eval()
         if self.engine != "reference":
             model = model.fuse().to(memory_format=torch.channels_last)
+        if self.engine == "bf16":  # out-of-place ReLU: on bf16 tensors the in-place one took a
+            # quarter of the network's time (Intel Xeon, AMX); out of place the restoration is
+            # 5-9 % faster with identical output, while fp32 is 4 % slower out of place
+            for m in model.modules():
+                if isinstance(m, torch.nn.ReLU):
+                    m.inplace = False
         self.model = model.to(self.device)
         self._session = self.int8_graph.session if self.int8_graph else session
         if self.engine == "onnxruntime" and session is None:  # built once; MissingDependencyError without onnxruntime
