@@ -115,8 +115,9 @@ def cpu_refuses(weight_max: int, flags: frozenset[str] | None = None) -> str | N
 
     From the speed tables (docs/speed.md): with AMX, bf16 is 5-8× the fp32 engines and int8 only
     0.84× bf16 at 512×512 (0.62× at 2040×1080), so bf16 stays; with VNNI (AVX512 or AVX) int8
-    sums are exact and post-training int8 ran 2.55× the bf16 engine on an AMD EPYC; on AVX2 alone 1.74× ONNX
-    Runtime fp32, but only a graph with 7-bit weights is free of ``vpmaddubsw`` saturation."""
+    sums are exact and post-training int8 ran 2.55× the bf16 engine on an AMD EPYC; on AVX2
+    alone 1.74× ONNX Runtime fp32, but only a graph with 7-bit weights is free of
+    ``vpmaddubsw`` saturation."""
     flags = cpu_flags() if flags is None else flags
     if "amx_bf16" in flags:
         return "this CPU has AMX, where the bf16 engine is the fastest measured"

@@ -48,6 +48,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
+def _seconds(call) -> float:
+    """Wall time of one ``call()``."""
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0
+
+
 def _time_engine(model: str | None, engine: str, width: int, height: int, repeats: int,
                  tile_size: int | None, queue, threads: int | None = None) -> None:
     """Child process: load, warm up, time; report through ``queue``."""
@@ -63,14 +70,8 @@ def _time_engine(model: str | None, engine: str, width: int, height: int, repeat
     t0 = time.perf_counter()
     den = Denoiser.from_pretrained(model, engine=engine, tile_size=tile_size)
     load = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    den(img)
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        den(img)
-        times.append(time.perf_counter() - t0)
+    first = _seconds(lambda: den(img))
+    times = [_seconds(lambda: den(img)) for _ in range(repeats)]
     queue.put({"engine": engine, "load_s": load, "first_call_s": first, "median_s": statistics.median(times),
                "times_s": times, "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": base,
                "flops_per_pixel": den.model.flops_per_pixel, "tile_size": den.tile_size})
@@ -88,14 +89,10 @@ def _time_pair(model: str | None, baseline: str, engine: str, width: int, height
     dens = [Denoiser.from_pretrained(m, engine=engine, tile_size=tile_size) for m in (model, baseline)]
     for den in dens:
         den(img)
-    times: list[list[float]] = [[], []]
-    for _ in range(repeats):
-        for den, ts in zip(dens, times):
-            t0 = time.perf_counter()
-            den(img)
-            ts.append(time.perf_counter() - t0)
-    queue.put({"paired_median_s": statistics.median(times[0]), "baseline_median_s": statistics.median(times[1]),
-               "time_vs_baseline": statistics.median(a / b for a, b in zip(*times))})
+    pairs = [[_seconds(lambda: den(img)) for den in dens] for _ in range(repeats)]
+    queue.put({"paired_median_s": statistics.median(a for a, _ in pairs),
+               "baseline_median_s": statistics.median(b for _, b in pairs),
+               "time_vs_baseline": statistics.median(a / b for a, b in pairs)})
 
 
 def _time_nlm(width: int, height: int, repeats: int, queue) -> None:
