@@ -12,6 +12,7 @@ one-pass result while memory stays bounded by the tile size.
 """
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Callable
@@ -19,12 +20,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from . import onednn
 from .errors import WeightsError
 from .hardware import cpu_flags, cpu_native_bf16, ort_available
 from .image_io import dtype_white, join_alpha, split_alpha
 from .int8 import Int8Graph, auto_int8
 from .int8 import open_graph as open_int8
-from .model import DnCNN, remove_phase_offset
+from .model import DnCNN, phase_offset
 from .noise_level import as_map
 from .options import (AUTO_RULE, ENGINES, GPU_TILE_SIZE, NOISE_LEVEL_RANGE, STRENGTH_RANGE,  # noqa: F401
                       TILE_SIZE_AMX, TILE_SIZE_CPU, TILE_SIZE_ONNXRUNTIME)
@@ -84,6 +86,31 @@ def default_tile_size(device: torch.device, engine: str = "fp32", flags: frozens
     return TILE_SIZE_AMX if "amx_bf16" in (cpu_flags() if flags is None else flags) else TILE_SIZE_CPU
 
 
+def _fused_relu(model: DnCNN) -> DnCNN:
+    """A copy of a folded ``model`` for the bf16 CPU engine: each convolution and its ReLU in one
+    oneDNN call (:mod:`cleanvision.onednn`; same output). On bf16 tensors ATen's in-place ReLU
+    took a quarter of the network's time (Intel Xeon, AMX): where the fused op is missing, the
+    ReLUs at least run out of place (5-9 % faster there, while fp32 is 4 % slower out of place)."""
+    model = copy.deepcopy(model)  # the caller's model stays exportable (ONNX) and trainable
+    if not onednn.available():
+        for m in model.modules():
+            if isinstance(m, torch.nn.ReLU):
+                m.inplace = False
+        return model
+    model.body = onednn.fuse_relu(model.body)
+    if model.estimator is not None:
+        model.estimator = onednn.fuse_relu(model.estimator, first_dtype=torch.float32)
+    return model
+
+
+def _median(v: torch.Tensor) -> torch.Tensor:
+    """The median over the last dim, the lower middle value for an even count as
+    ``torch.median`` takes it, through numpy's selection: a tenth of ``torch.median``'s time on
+    the 65,536 readings of a 512×512 photo (0.07 ms against 0.8, Intel Xeon)."""
+    k = (v.shape[-1] - 1) // 2
+    return torch.from_numpy(np.partition(v.numpy(), k, axis=-1)[..., k])
+
+
 class Denoiser:
     """Blind restoration of numpy images with a DnCNN.
 
@@ -128,12 +155,8 @@ class Denoiser:
         model = model.eval()
         if self.engine != "reference":
             model = model.fuse().to(memory_format=torch.channels_last)
-        if self.engine == "bf16":  # out-of-place ReLU: on bf16 tensors the in-place one took a
-            # quarter of the network's time (Intel Xeon, AMX); out of place the restoration is
-            # 5-9 % faster with identical output, while fp32 is 4 % slower out of place
-            for m in model.modules():
-                if isinstance(m, torch.nn.ReLU):
-                    m.inplace = False
+        if self.engine == "bf16" and self.device.type == "cpu":
+            model = _fused_relu(model)
         self.model = model.to(self.device)
         self._session = self.int8_graph.session if self.int8_graph else session
         if self.engine == "onnxruntime" and session is None:  # built once; MissingDependencyError without onnxruntime
@@ -279,7 +302,7 @@ class Denoiser:
             for i, (a, c, y0, y1, z0, z1) in enumerate(crops):
                 parts.append(est[i * n:(i + 1) * n, :, y0 - a:y1 - a, z0 - c:z1 - c].flatten(2))
         lo, hi = NOISE_LEVEL_RANGE
-        level = self.model.auto_level(torch.cat(parts, dim=2).median(dim=2).values).clamp(lo / 255, hi / 255)
+        level = self.model.auto_level(_median(torch.cat(parts, dim=2))).clamp(lo / 255, hi / 255)
         return level[..., None, None].expand(-1, -1, h, w)
 
     def restore_tensor(self, x: torch.Tensor, progress: Progress | None = None,
@@ -297,9 +320,12 @@ class Denoiser:
         x = pad(x)
         noise = self._tiled(self._run, x, None if noise_map is None else pad(noise_map), self.margin,
                             x.shape[1], progress)
+        out = torch.sub(x, noise, out=torch.empty(noise.shape))  # contiguous whatever the inputs' layout
         if self.model.phase_correction:  # over the whole image, once: tiles agree with one pass
-            noise = remove_phase_offset(noise, self.model.scale)
-        return (x - noise)[..., :h, :w]
+            s = self.model.scale  # x - (noise - offset), the offset added in place: no third copy
+            n, c, ph, pw = out.shape
+            out.view(n, c, ph // s, s, pw // s, s).add_(phase_offset(noise, s))
+        return out[..., :h, :w]
 
     # ------------------------------------------------------------------ numpy images
 

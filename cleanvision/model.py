@@ -74,6 +74,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         self.scale, self.batch_norm, self.noise_map = pixel_unshuffle, batch_norm, noise_map
         self.phase_correction = phase_correction and pixel_unshuffle > 1
         self.estimator_depth = estimator_depth if noise_map else 0
+        self.estimator_width = estimator_width if noise_map else 0
         self.level_curve = check_level_curve(level_curve, noise_map)
         c = channels * pixel_unshuffle ** 2
         layers: list[nn.Module] = [nn.Conv2d(c + noise_map, width, 3, padding=1), nn.ReLU(inplace=True)]
@@ -194,7 +195,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
             else:
                 m = self.pad_to_scale(noise_map.to(x.dtype))
                 m = F.avg_pool2d(m, self.scale) if self.scale > 1 else m
-            y = torch.cat([y, m.to(y.dtype)], dim=1)
+            y = _with_map(y, m)
         elif noise_map is not None:
             raise ValueError("this model is blind (noise_map=0): it takes no noise-level map")
         out = self.body(y)
@@ -259,7 +260,7 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         c, w = self.channels * self.scale ** 2, self.width
         macs = 9 * ((c + self.noise_map) * w + (self.depth - 2) * w * w + w * c) / self.scale ** 2
         if self.noise_map:  # the estimator, run once per pixel in auto mode
-            e = self.estimator[0].out_channels
+            e = self.estimator_width
             macs += 9 * (c * e + (self.estimator_depth - 2) * e * e + e * self.noise_map) / self.scale ** 2
         return 2.0 * macs
 
@@ -293,6 +294,23 @@ class DnCNN(nn.Module, PyTorchModelHubMixin, library_name="cleanvision",
         return model
 
 
+def _with_map(y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """The body's input: ``y`` with the map ``m`` as its last channels, in ``y``'s memory layout.
+    ``torch.cat`` gives a channels-first tensor whatever its inputs; the fast engines run
+    channels-last, and a channels-first input cost the first convolution a reorder (the whole
+    network 2-3 % slower than the blind one on the same tiles, Intel Xeon with AMX)."""
+    c = y.shape[1]
+    out = torch.empty((y.shape[0], c + m.shape[1], *y.shape[2:]), dtype=y.dtype, device=y.device,
+                      memory_format=torch.channels_last if _channels_last(y) else torch.contiguous_format)
+    out[:, :c] = y
+    out[:, c:] = m
+    return out
+
+
+def _channels_last(t: torch.Tensor) -> bool:
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
 def remove_phase_offset(noise: torch.Tensor, scale: int) -> torch.Tensor:
     """``noise`` (N×C×H×W, H and W multiples of ``scale``) without its mean offset per sub-pixel
     phase of each ``scale``×``scale`` cell, per image and colour.
@@ -308,9 +326,18 @@ def remove_phase_offset(noise: torch.Tensor, scale: int) -> torch.Tensor:
     if not torch.jit.is_tracing() and (noise.shape[-2] % scale or noise.shape[-1] % scale):
         raise ValueError(f"H and W must be multiples of {scale}, got {tuple(noise.shape[-2:])}")
     n, c, h, w = noise.shape
-    u = F.pixel_unshuffle(noise, scale).view(n, c, scale * scale, h // scale, w // scale)
-    offset = (u - u.mean(dim=2, keepdim=True)).mean(dim=(3, 4), keepdim=True)
-    return F.pixel_shuffle((u - offset).view(n, c * scale * scale, h // scale, w // scale), scale)
+    v = noise.reshape(n, c, h // scale, scale, w // scale, scale)
+    return (v - phase_offset(noise, scale)).reshape(n, c, h, w)
+
+
+def phase_offset(noise: torch.Tensor, scale: int) -> torch.Tensor:
+    """The offset :func:`remove_phase_offset` subtracts: N×C×1×``scale``×1×``scale``, to broadcast
+    over ``noise`` viewed as N×C×rows×row phase×columns×column phase. Read through that strided
+    view in one pass rather than through copies by pixel_unshuffle and back (3.4× faster at
+    512×512, Intel Xeon)."""
+    n, c, h, w = noise.shape
+    phase = noise.reshape(n, c, h // scale, scale, w // scale, scale).mean(dim=(2, 4), keepdim=True)
+    return phase - phase.mean(dim=(3, 5), keepdim=True)
 
 
 #: The estimator's output unit (σ on the 0-255 scale): its softplus is read in tens of levels.

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 
 #: Share of training patches whose map is the patch's single RMS level rather than the
@@ -133,11 +132,12 @@ def without_impulses(x: torch.Tensor) -> torch.Tensor:
     n, h, w = ((x <= 1 / 255) | (x >= 254 / 255)).all(dim=1).nonzero(as_tuple=True)
     if n.numel() == 0:
         return x
-    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    d = torch.arange(3, device=x.device)
-    rows = (h[:, None] + d).view(-1, 3, 1)  # each pixel's 3×3 neighbourhood in the padded image
-    cols = (w[:, None] + d).view(-1, 1, 3)
-    med = p[n.view(-1, 1, 1), :, rows, cols].reshape(len(n), 9, x.shape[1]).median(dim=1).values  # K×C
+    d = torch.arange(-1, 2, device=x.device)
+    # each pixel's 3×3 neighbourhood, edges replicated by clamping the indices
+    rows = (h[:, None] + d).clamp(0, x.shape[-2] - 1).view(-1, 3, 1)
+    cols = (w[:, None] + d).clamp(0, x.shape[-1] - 1).view(-1, 1, 3)
+    near = x[n.view(-1, 1, 1), :, rows, cols].reshape(len(n), 9, x.shape[1])
+    med = near.sort(dim=1).values[:, 4]  # K×C, the median (a sort of 9 is faster than torch.median)
     far = (x[n, :, h, w] - med).abs().amax(dim=1) > IMPULSE_CONTRAST
     out = x.clone()
     out[n[far], :, h[far], w[far]] = med[far]

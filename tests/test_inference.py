@@ -221,3 +221,24 @@ def test_default_tile_follows_the_engine_and_the_cpu():
     assert Denoiser(model, engine="fp32").tile_size == default_tile_size(cpu, "fp32", cpu_flags())
     assert Denoiser(model, engine="onnxruntime").tile_size == TILE_SIZE_ONNXRUNTIME
     assert Denoiser(model, engine="onnxruntime", tile_size=256).tile_size == 256
+
+
+def test_bf16_engine_fuses_each_convolution_with_its_relu_and_restores_the_same(monkeypatch, astronaut):
+    """The bf16 CPU engine runs each convolution and its ReLU as one oneDNN call: on a real noisy
+    photo the estimated level and the restoration equal those of the unfused bf16 network
+    exactly, and the caller's model is left as it was (it can still be exported or trained)."""
+    from cleanvision import onednn
+    from cleanvision.inference import load_model
+
+    assert onednn.available()  # torch 2.13's CPU wheel on a CPU with AVX-512 or AMX
+    model = load_model("shipped")
+    fused = Denoiser(model, engine="bf16", device="cpu")
+    assert sum(isinstance(m, onednn.ConvReLU) for m in fused.model.modules()) == 11 + 5
+    assert not any(isinstance(m, onednn.ConvReLU) for m in model.modules())
+    monkeypatch.setattr(onednn, "available", lambda: False)
+    plain = Denoiser(load_model("shipped"), engine="bf16", device="cpu")
+    assert not any(isinstance(m, onednn.ConvReLU) for m in plain.model.modules())
+    noisy = add_gaussian_noise(astronaut[:300, 100:420], 15, rng=0)
+    assert fused.estimate_noise_level(noisy) == plain.estimate_noise_level(noisy) > 5
+    assert np.array_equal(fused(noisy), plain(noisy))
+    assert np.array_equal(fused(noisy, noise_level=4), plain(noisy, noise_level=4))

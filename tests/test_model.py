@@ -98,3 +98,23 @@ def test_fresh_model_starts_as_identity():
     x = torch.rand(2, 3, 24, 24)
     with torch.no_grad():
         assert torch.equal(DnCNN(depth=5, width=8, pixel_unshuffle=2).eval()(x), x)
+
+
+def test_remove_phase_offset_subtracts_each_phases_mean_offset():
+    """Per image and colour, each sub-pixel phase of the 2×2 cell loses its mean deviation from
+    the cells' mean (written out phase by phase here), and nothing else changes."""
+    from cleanvision.model import remove_phase_offset
+
+    torch.manual_seed(0)
+    noise = torch.randn(2, 3, 10, 14)
+    noise[..., 0::2, 1::2] += 0.3  # a fixed dot grid
+    out = remove_phase_offset(noise, 2)
+    want = noise.clone()
+    cell_mean = sum(noise[..., i::2, j::2] for i in range(2) for j in range(2)) / 4
+    for i in range(2):
+        for j in range(2):
+            want[..., i::2, j::2] -= (noise[..., i::2, j::2] - cell_mean).mean(dim=(-2, -1), keepdim=True)
+    assert torch.allclose(out, want, atol=1e-6)
+    phases = torch.stack([out[..., i::2, j::2].mean(dim=(-2, -1)) for i in range(2) for j in range(2)])
+    assert (phases - phases.mean(dim=0)).abs().max() < 1e-6
+    assert torch.equal(remove_phase_offset(noise, 1), noise)
