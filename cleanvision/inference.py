@@ -28,8 +28,8 @@ from .int8 import Int8Graph, auto_int8
 from .int8 import open_graph as open_int8
 from .model import DnCNN, phase_offset
 from .noise_level import as_map
-from .options import (AUTO_RULE, ENGINES, GPU_TILE_SIZE, NOISE_LEVEL_RANGE, STRENGTH_RANGE,  # noqa: F401
-                      TILE_SIZE_AMX, TILE_SIZE_CPU, TILE_SIZE_ONNXRUNTIME)
+from .options import (AUTO_RULE, ENGINES, GPU_TILE_SIZE, NOISE_LEVEL_RANGE, ONE_PASS_PIXELS,  # noqa: F401
+                      STRENGTH_RANGE, TILE_SIZE_AMX, TILE_SIZE_CPU, TILE_SIZE_ONNXRUNTIME)
 
 #: The weights that ship inside the package; ``Denoiser.from_pretrained()`` loads these.
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "default"
@@ -164,6 +164,9 @@ class Denoiser:
 
             self._session = ort_session(self.model)
         s = model.scale
+        #: Photos of at most this many pixels run in one pass (with the default tile only: a tile
+        #: size given is kept, as tests of the tiling need).
+        self.one_pass_pixels = 0 if tile_size else ONE_PASS_PIXELS
         tile_size = tile_size or default_tile_size(self.device, self.engine)
         self.tile_size = max(s, tile_size - tile_size % s)
         self.margin = -(-model.receptive_radius // s) * s  # rounded up to the unshuffle grid
@@ -239,7 +242,7 @@ class Denoiser:
         one pass over the whole image while memory stays bounded by the tile size."""
         t, m = self.tile_size, margin
         ph, pw = x.shape[-2:]
-        if ph <= t + 2 * m and pw <= t + 2 * m:
+        if self.one_pass(ph, pw, m):
             out = fn(x, extra).cpu()
             if progress:
                 progress(1, 1)
@@ -254,6 +257,12 @@ class Denoiser:
             if progress:
                 progress(i + 1, len(origins))
         return out
+
+    def one_pass(self, h: int, w: int, margin: int | None = None) -> bool:
+        """Whether an H×W input runs in one pass rather than in tiles (``margin``: the context
+        each tile carries, by default the network's)."""
+        m = self.margin if margin is None else margin
+        return (h <= self.tile_size + 2 * m and w <= self.tile_size + 2 * m) or h * w <= self.one_pass_pixels
 
     def estimate_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """The estimator's noise-level map of N×C×H×W floats in [0, 1]: N×M×H×W, σ/255."""

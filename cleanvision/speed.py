@@ -74,7 +74,8 @@ def _time_engine(model: str | None, engine: str, width: int, height: int, repeat
     times = [_seconds(lambda: den(img)) for _ in range(repeats)]
     queue.put({"engine": engine, "load_s": load, "first_call_s": first, "median_s": statistics.median(times),
                "times_s": times, "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": base,
-               "flops_per_pixel": den.model.flops_per_pixel, "tile_size": den.tile_size})
+               "flops_per_pixel": den.model.flops_per_pixel,
+               "tile_size": "one pass" if den.one_pass(height, width) else den.tile_size})
 
 
 def _time_pair(model: str | None, baseline: str, engine: str, width: int, height: int, repeats: int,
