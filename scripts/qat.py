@@ -55,7 +55,7 @@ from cleanvision.inference import load_model  # noqa: E402
 from cleanvision.int8 import INT8_FILE, write_graph  # noqa: E402
 from cleanvision.model import WEIGHTS_FILE, DnCNN  # noqa: E402
 from cleanvision.noise import BENCH_RANGES, NoiseRanges, random_mixture  # noqa: E402
-from cleanvision.noise_level import training_map  # noqa: E402
+from cleanvision.noise_level import IMPULSE_CONTRAST, training_map  # noqa: E402
 from cleanvision.quantize import QuantSpec, int8_onnx_bytes, prepare_qat  # noqa: E402
 from cleanvision.real_noise import TRAIN_MIX, RealRanges, TrainingMix, training_batch  # noqa: E402
 
@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--distill", type=float, default=0.0, metavar="W",
                    help="weight of the float model's own prediction as a second target (distillation): the loss is "
                    "(1-W)·MSE(to the truth) + W·MSE(to the float model); 0 = the truth only (default: 0)")
+    t.add_argument("--large_damage_weight", type=float, default=1.0, metavar="W",
+                   help="weight in the loss of pixels damaged by more than %(large)d grey levels (impulses, "
+                   "strokes), whose large corrections int8 rounds worst; 1 = every pixel alike (default: 1)"
+                   % {"large": round(LARGE_DAMAGE * 255)})
     t.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping (0: none; default: 1)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     t.add_argument("--dataloader_num_workers", type=int, default=0, help="data-loader processes (default: 0)")
@@ -137,6 +141,27 @@ def training_dirs(info: dict, given: list[Path] | None) -> list[Path]:
 
 def checkpoints(out: Path) -> list[Path]:
     return sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+#: Damage (0-1 scale, any colour) above which a pixel counts as large damage for ``--large_damage_weight``:
+#: the impulse test's contrast (cleanvision.noise_level.IMPULSE_CONTRAST), 64 grey levels.
+LARGE_DAMAGE = IMPULSE_CONTRAST
+
+
+def damage_weights(noisy: torch.Tensor, clean: torch.Tensor, weight: float) -> torch.Tensor:
+    """Per-pixel loss weights (N×1×H×W): ``weight`` where the damage exceeds :data:`LARGE_DAMAGE`
+    in any colour, 1 elsewhere. On impulse photos most of int8's extra error lies on those
+    pixels (docs/speed.md, "Where int8 loses on impulses"), a few per cent of all."""
+    large = ((noisy - clean).abs() > LARGE_DAMAGE).any(dim=1, keepdim=True)
+    return torch.where(large, torch.full_like(large, weight, dtype=noisy.dtype), torch.ones_like(large, dtype=noisy.dtype))
+
+
+def weighted_mse(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared error with per-pixel weights ``w`` (normalised by their mean, so weights
+    of 1 give the plain MSE); ``None``: the plain MSE."""
+    if w is None:
+        return F.mse_loss(a, b)
+    return ((a - b).pow(2) * w).mean() / w.mean()
 
 
 def degraded(clean_uint8: torch.Tensor, mix: TrainingMix, map_channels: int):
@@ -252,11 +277,12 @@ def main(argv: list[str] | None = None) -> dict:
         for clean in loader:
             clean, noisy, given = degraded(clean, mix, map_channels)
             restored = model(noisy, given) if map_channels else model(noisy)
-            loss = F.mse_loss((noisy - restored).float(), noisy - clean)
+            w = damage_weights(noisy, clean, args.large_damage_weight) if args.large_damage_weight != 1 else None
+            loss = weighted_mse((noisy - restored).float(), noisy - clean, w)
             if args.distill:
                 with torch.no_grad():
                     taught = teacher(noisy, given) if map_channels else teacher(noisy)
-                loss = (1 - args.distill) * loss + args.distill * F.mse_loss(restored.float(), taught.float())
+                loss = (1 - args.distill) * loss + args.distill * weighted_mse(restored.float(), taught.float(), w)
             accelerator.backward(loss)
             if args.max_grad_norm:
                 accelerator.clip_grad_norm_(params, args.max_grad_norm)
@@ -290,7 +316,8 @@ def main(argv: list[str] | None = None) -> dict:
     command = " ".join(["python scripts/qat.py", *(argv if argv is not None else sys.argv[1:])])
     qat_info = {"command": command, "steps": step, "steps_this_run": step - start, "finished": step >= total,
                 "train_batch_size": args.train_batch_size, "patch_size": args.patch_size,
-                "learning_rate": args.learning_rate, "distill": args.distill, "train_data": [str(d) for d in dirs],
+                "learning_rate": args.learning_rate, "distill": args.distill,
+                "large_damage_weight": args.large_damage_weight, "train_data": [str(d) for d in dirs],
                 "train_images": len(files), "validation_images": len(crops),
                 "val_psnr_float": float_psnr, "val_psnr_int8": last_psnr, "val_delta": last_psnr - float_psnr,
                 "wall_seconds": wall_before + time.time() - started_at}

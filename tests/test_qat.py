@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import random_dncnn
+from conftest import ROOT, load_script, random_dncnn
 from int8_models import run_qat
 
 pytest.importorskip("onnxruntime", reason="the [onnx] extra is part of the test requirements")
@@ -161,3 +161,29 @@ def test_fixed_activation_ranges_stay_at_their_calibrated_values_while_weights_t
     assert fixed == pytest.approx(calibrated, rel=1e-6)
     assert learned[1:] != pytest.approx(calibrated[1:], rel=1e-3)
     assert json.loads(read_metadata(tmp_path / "fixed" / INT8_FILE)["quantization"])["learn_activation_scale"] is False
+
+
+def test_large_damage_weight_weighs_impulse_pixels_in_the_loss(astronaut, tmp_path):
+    """--large_damage_weight W: pixels an impulse or stroke damaged (more than 64 grey levels)
+    count W times, the rest once; W = 1 is the plain MSE. Recorded with the run."""
+    from cleanvision.noise import add_salt_pepper_noise
+
+    qat = load_script(ROOT / "scripts" / "qat.py")
+    clean = astronaut[:96, :96]
+    noisy = add_salt_pepper_noise(clean, 0.1, np.random.default_rng(0))
+    c = torch.from_numpy(clean).permute(2, 0, 1)[None].float() / 255
+    x = torch.from_numpy(noisy).permute(2, 0, 1)[None].float() / 255
+    w = qat.damage_weights(x, c, 5.0)
+    hit = (x - c).abs().amax(dim=1) > qat.LARGE_DAMAGE
+    assert 0.03 < hit.float().mean() < 0.12  # the impulses, not the whole photo
+    assert torch.equal(w[:, 0] == 5.0, hit) and torch.all((w == 5.0) | (w == 1.0))
+    err = torch.rand_like(x)
+    assert qat.weighted_mse(err, torch.zeros_like(err), torch.ones_like(w)) == pytest.approx(float(err.pow(2).mean()))
+    big = torch.where(hit[:, None], err * 10, err)  # errors on the impulses weigh more with W > 1
+    assert qat.weighted_mse(big, 0 * big, w) > qat.weighted_mse(big, 0 * big, torch.ones_like(w))
+
+    src = tmp_path / "float"
+    random_dncnn(depth=4, width=8, pixel_unshuffle=2).save_pretrained(src)
+    info = run_qat(src, tmp_path / "w", "--max_train_steps", "2", "--checkpointing_steps", "2",
+                   "--large_damage_weight", "4")
+    assert info["steps"] == 2 and info["large_damage_weight"] == 4.0
