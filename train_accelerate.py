@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="noise-level map input channels (FFDNet/CBDNet): 0 = blind; 1 = one level for all "
                         "colours; 3 = one per colour. The map's estimator trains alongside. With --init_from "
                         "a blind model, the map's input weights start at zero (the model starts as that model)")
+    m.add_argument("--map_jpeg_level", action="store_true",
+                   help="the map gives JPEG-only patches the robust std of their JPEG error instead of 0, so "
+                        "that level 0 means no dense damage at all (a photo that needs nothing but its "
+                        "impulses or strokes repaired); recorded in training_info.json")
     m.add_argument("--init_from", default=None,
                    help="start from these weights (a save_pretrained folder); its config replaces "
                         "--channels/--depth/--width/--pixel_unshuffle")
@@ -411,7 +415,8 @@ def main(argv: list[str] | None = None) -> dict:
                 f"mixed precision {accelerator.mixed_precision}", main_process_only=True)
 
     train_images, val = build_data(args)
-    mix = TrainingMix(real=args.real_fraction, grey=args.grey_fraction, clean=args.clean_fraction, ranges=args.ranges)
+    mix = TrainingMix(real=args.real_fraction, grey=args.grey_fraction, clean=args.clean_fraction, ranges=args.ranges,
+                      jpeg_level=args.map_jpeg_level)
     patches = RandomPatches(train_images, args.patch_size, args.patches_per_image)
     loader = DataLoader(patches, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=args.dataloader_num_workers,
@@ -565,7 +570,8 @@ def main(argv: list[str] | None = None) -> dict:
         else f"{cpu_name()} ({os.cpu_count()} cores)",
         "mixed_precision": accelerator.mixed_precision,
         "degradations": {"real_fraction": mix.real, "grey_fraction": mix.grey, "clean_fraction": mix.clean,
-                         "real_ranges": dataclasses.asdict(mix.ranges), "synthetic_ranges": dataclasses.asdict(mix.synthetic)},
+                         "real_ranges": dataclasses.asdict(mix.ranges), "synthetic_ranges": dataclasses.asdict(mix.synthetic),
+                         "map_jpeg_level": mix.jpeg_level},
         "wall_seconds": wall_before + time.time() - started_at,
         "train_data": args.dataset_name or args.train_data_dir,
         "train_images": len(train_images), "validation_images": len(val), **last_val,

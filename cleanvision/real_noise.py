@@ -96,7 +96,9 @@ def override_ranges(items: list[str], base: RealRanges = REAL_RANGES) -> RealRan
 class TrainingMix:
     """Shares of a training batch: ``real`` get :func:`degrade_real_batch`, the rest the
     synthetic mixture; independently, ``grey`` of all patches are made grey first, and
-    ``clean`` of all patches are left undamaged (input = target)."""
+    ``clean`` of all patches are left undamaged (input = target). ``jpeg_level`` is what the
+    noise-level map says of JPEG-only patches: False, zero (the shipped model's map); True, the
+    robust std of the JPEG error (:func:`degrade_real_batch`)."""
 
     real: float = 0.3   # the shipped model's shares since stage 5 (stages 3-4: 0.5 / 0.2, 0.35 / 0.15)
     # 0.2 since stage 15 (0.15 to stage 14); stage 15's weights are then averaged with stage 14's
@@ -108,6 +110,7 @@ class TrainingMix:
     clean: float = 0.1
     synthetic: NoiseRanges = TRAIN_RANGES
     ranges: RealRanges = REAL_RANGES
+    jpeg_level: bool = False
 
 
 #: What the shipped model trains on (model_card.md, "Training").
@@ -291,7 +294,7 @@ def jpeg_batch(x: torch.Tensor, quality: torch.Tensor, shift: torch.Tensor | Non
 # --------------------------------------------------------------------------- degradations
 
 def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, generator=None,
-                       ranges: RealRanges = REAL_RANGES, return_sigma: bool = False):
+                       ranges: RealRanges = REAL_RANGES, return_sigma: bool = False, jpeg_level: bool = False):
     """Real-photo damage for a B×3×H×W batch of float images in [0, 1].
 
     Per image one of: Gaussian (σ; a share ``p_sigma_log`` of it log-uniform), speckle, camera
@@ -304,6 +307,9 @@ def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, ge
     [0, 1] units) before JPEG: σ, σ·x for speckle, the camera curve's for camera noise, each
     times the marginal std of its channel of the correlated field; zero for JPEG-only patches
     (the noise-level map's definition, :mod:`cleanvision.noise_level`). No extra random draws.
+    ``jpeg_level``: JPEG-only patches get the robust std of their JPEG error instead of zero
+    (:func:`robust_std`, one level per patch and colour), so that level 0 means "no dense
+    damage at all" rather than "perhaps JPEG".
     """
     b, c, h, w = clean.shape
     if c != 3:
@@ -349,7 +355,15 @@ def degrade_real_batch(clean: torch.Tensor, grey: torch.Tensor | None = None, ge
     q2 = torch.randint(lo, hi + 1, (b,), device=dev, generator=g) * twice
     shift = torch.randint(1, 8, (b, 2), device=dev, generator=g)
     x = jpeg_batch(x, q2, shift, grey=grey)
+    if return_sigma and jpeg_level:
+        std = torch.where(k == 3, robust_std(x - clean).expand_as(std), std)
     return (x, std) if return_sigma else x
+
+
+def robust_std(d: torch.Tensor) -> torch.Tensor:
+    """1.4826 · median |d| per image and colour (B×C×1×1): the std of Gaussian damage, read
+    without letting a few large errors (an edge's ringing) dominate."""
+    return 1.4826 * d.abs().flatten(2).median(dim=2).values[..., None, None]
 
 
 def training_batch(clean: torch.Tensor, mix: TrainingMix = TRAIN_MIX, generator=None,
@@ -379,7 +393,8 @@ def training_batch(clean: torch.Tensor, mix: TrainingMix = TRAIN_MIX, generator=
                 continue
             part = clean[sel]
             if is_real:
-                out = degrade_real_batch(part, grey[sel], g, mix.ranges, return_sigma=True)
+                out = degrade_real_batch(part, grey[sel], g, mix.ranges, return_sigma=True,
+                                         jpeg_level=mix.jpeg_level)
             elif is_grey:
                 out = tuple(t.expand(-1, 3, -1, -1) for t in
                             degrade_batch(part[:, :1], g, mix.synthetic, return_sigma=True))

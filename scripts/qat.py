@@ -126,7 +126,8 @@ def training_mix(info: dict) -> TrainingMix:
     tup = lambda v: tuple(v) if isinstance(v, list) else v  # noqa: E731 - JSON lists back to tuples
     return TrainingMix(real=d["real_fraction"], grey=d["grey_fraction"], clean=d["clean_fraction"],
                        synthetic=NoiseRanges(**{k: tup(v) for k, v in d["synthetic_ranges"].items()}),
-                       ranges=RealRanges(**{k: tup(v) for k, v in d["real_ranges"].items()}))
+                       ranges=RealRanges(**{k: tup(v) for k, v in d["real_ranges"].items()}),
+                       jpeg_level=d.get("map_jpeg_level", False))
 
 
 def training_dirs(info: dict, given: list[Path] | None) -> list[Path]:

@@ -141,7 +141,8 @@ def degradations(info: dict) -> str:
         return "the synthetic mixture (`cleanvision.noise`)"
     return (f"{d['real_fraction']:.0%} of patches with real-photo damage (`cleanvision.real_noise`: correlated, "
             f"camera and JPEG), the rest the synthetic mixture; {d['grey_fraction']:.0%} made grey first"
-            + (f"; {d['clean_fraction']:.0%} left undamaged" if d.get("clean_fraction") else ""))
+            + (f"; {d['clean_fraction']:.0%} left undamaged" if d.get("clean_fraction") else "")
+            + ("; the noise-level map counts JPEG-only damage (its robust std)" if d.get("map_jpeg_level") else ""))
 
 
 def stage_table(info: dict) -> str:

@@ -233,11 +233,12 @@ def test_psnr_loss_is_minus_the_mean_patch_psnr_and_weighs_patches_alike(astrona
 
 def test_noise_map_run_starts_from_a_blind_model_and_resumes(tmp_path, folder):
     """--noise_map 1 on blind weights: the run starts as that model (zero map weights), trains
-    the map and its estimator, resumes from its own checkpoints, and saves a model that takes a map."""
+    the map and its estimator, resumes from its own checkpoints, and saves a model that takes a map
+    (here with JPEG-only damage counted in the map, which the record says)."""
     blind, out = tmp_path / "blind", tmp_path / "map"
     run(["--train_data_dir", str(folder), "--output_dir", str(blind), "--max_train_steps", "2", *TINY])
     base = ["--train_data_dir", str(folder), "--output_dir", str(out), *TINY, "--init_from", str(blind),
-            "--noise_map", "1", "--resume_from_checkpoint", "latest"]
+            "--noise_map", "1", "--resume_from_checkpoint", "latest", "--map_jpeg_level"]
     run(base + ["--max_train_steps", "2"])
     r = run(base + ["--max_train_steps", "4"])
     assert "at step 2" in r.stderr
@@ -254,6 +255,7 @@ def test_noise_map_run_starts_from_a_blind_model_and_resumes(tmp_path, folder):
     assert not torch.equal(low, high)
     info = json.loads((out / "training_info.json").read_text())
     assert 0 < info["val/psnr_guided"] < 100 and info["val/psnr_guided"] != info["val/psnr"]  # validated with the true map too
+    assert info["degradations"]["map_jpeg_level"] is True  # what the map meant is recorded with the weights
 
 
 @pytest.mark.parametrize("fit", ["map", "restoration"])
