@@ -7,9 +7,15 @@
 #   nice -n 19 bash scripts/train_noise_map.sh > runs/noise-map.log 2>&1 &
 # Before a machine goes away, keep its newest checkpoint for the next one:
 #   bash scripts/train_noise_map.sh --keep
+# A later run from the finished model names itself and adds its flags (they override the ones
+# below), e.g. the run whose map also counts JPEG (docs/training_history.md):
+#   NAME=noise-map-jpeg STEPS=16000 nice -n 19 bash scripts/train_noise_map.sh --map_jpeg_level \
+#     --learning_rate 5e-5 --lr_warmup_steps 100 > runs/noise-map-jpeg.log 2>&1 &
+#   NAME=noise-map-jpeg bash scripts/train_noise_map.sh --keep
 set -euo pipefail
-OUT=${OUT:-runs/noise-map}
-KEPT=checkpoints/noise-map
+NAME=${NAME:-noise-map}
+OUT=${OUT:-runs/$NAME}
+KEPT=checkpoints/$NAME
 DATA=${DATA:-../shared/data/train}
 PY=${PYTHON:-python}
 newest() { ls -d "$1"/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -1; }
