@@ -6,11 +6,14 @@
 #   2. fit the level curve from the estimator's reading to the level the denoiser restores best
 #      with (scripts/fit_level_curve.py).
 #   bash scripts/calibrate_noise_map.sh runs/noise-map runs/noise-map-calibrated
+# Options after the two folders go to step 1's train_accelerate.py, e.g. --map_jpeg_level for a
+# model whose map counts JPEG (its estimator must read JPEG as that model's training did).
 # docs/training_history.md ("Refitting the estimator", "A level curve") has the measurements
 # behind the mix and the curve. OUT-estimator keeps step 1's run; OUT is the model to ship.
 set -euo pipefail
 MODEL=${1:?usage: calibrate_noise_map.sh MODEL OUT}
 OUT=${2:?usage: calibrate_noise_map.sh MODEL OUT}
+shift 2
 DATA=${DATA:-../shared/data/train}
 PY=${PYTHON:-python}
 if [ -e "$OUT" ] || [ -e "$OUT-estimator" ]; then
@@ -26,6 +29,6 @@ fi
   --estimator_learning_rate 3e-4 --lr_warmup_steps 0 --lr_scheduler cosine --min_lr_ratio 0.02 \
   --max_train_steps "${STEPS:-3000}" --mixed_precision bf16 --channels_last \
   --checkpointing_steps 1000 --checkpoints_total_limit 1 --validation_steps "${STEPS:-3000}" --seed 7 \
-  --output_dir "$OUT-estimator"
+  --output_dir "$OUT-estimator" "$@"
 # shellcheck disable=SC2086  # CURVE_ARGS: extra options for the curve fit, word-split on purpose
 "$PY" scripts/fit_level_curve.py "$OUT-estimator" --output_dir "$OUT" ${CURVE_ARGS:-}
