@@ -49,30 +49,6 @@ def test_impulses_strokes_and_undamaged_patches_have_level_zero(astronaut):
     sparse = NoiseRanges(sigma=(0, 0), speckle_var=(0, 0), salt_pepper=(0.05, 0.2), lines=(2, 6), n_types=(4, 4))
     noisy, sigma = degrade_batch(clean, torch.Generator().manual_seed(4), sparse, return_sigma=True)
     assert (noisy != clean).any() and (sigma == 0).all()
-
-
-def test_jpeg_level_gives_jpeg_only_patches_the_robust_std_of_their_error(astronaut):
-    """``jpeg_level=True`` (train_accelerate.py --map_jpeg_level): a JPEG-only patch's level is
-    1.4826·median|JPEG − clean| per colour, so heavier JPEG reads higher; the damage itself is
-    drawn exactly as without it, and noisy patches keep their noise's level."""
-    clean = _patches(astronaut, 32)
-    jpeg_only = RealRanges(p_gaussian=0, p_speckle=0, p_camera=0, p_jpeg=1.0)
-    g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
-    plain, zero = degrade_real_batch(clean, generator=g(), ranges=jpeg_only, return_sigma=True)
-    noisy, sigma = degrade_real_batch(clean, generator=g(), ranges=jpeg_only, return_sigma=True, jpeg_level=True)
-    assert torch.equal(noisy, plain) and (zero == 0).all()
-    err = (noisy - clean).abs().flatten(2).median(dim=2).values * 1.4826
-    assert torch.allclose(sigma[..., 0, 0], err) and (sigma == sigma[..., :1, :1]).all()
-    assert float(sigma.mean()) * 255 > 0.5  # JPEG at quality 10-75 is visible damage
-    heavy = RealRanges(p_gaussian=0, p_speckle=0, p_camera=0, p_jpeg=1.0, jpeg_quality=(10, 10))
-    light = RealRanges(p_gaussian=0, p_speckle=0, p_camera=0, p_jpeg=1.0, jpeg_quality=(90, 90))
-    levels = [float(degrade_real_batch(clean, generator=g(), ranges=r, return_sigma=True, jpeg_level=True)[1].mean())
-              for r in (heavy, light)]
-    assert levels[0] > 2 * levels[1]
-    gauss = RealRanges(p_gaussian=1.0, p_speckle=0, p_camera=0, p_jpeg=1.0)
-    a = degrade_real_batch(clean, generator=g(), ranges=gauss, return_sigma=True)[1]
-    b = degrade_real_batch(clean, generator=g(), ranges=gauss, return_sigma=True, jpeg_level=True)[1]
-    assert torch.equal(a, b)
     target, noisy, sigma = training_batch(clean, TrainingMix(clean=1.0), torch.Generator().manual_seed(5),
                                           return_sigma=True)
     assert torch.equal(noisy, target) and (sigma == 0).all()
