@@ -154,7 +154,7 @@ def damage_weights(noisy: torch.Tensor, clean: torch.Tensor, weight: float) -> t
     in any colour, 1 elsewhere. On impulse photos most of int8's extra error lies on those
     pixels (docs/speed.md, "Where int8 loses on impulses"), a few per cent of all."""
     large = ((noisy - clean).abs() > LARGE_DAMAGE).any(dim=1, keepdim=True)
-    return torch.where(large, torch.full_like(large, weight, dtype=noisy.dtype), torch.ones_like(large, dtype=noisy.dtype))
+    return 1.0 + (weight - 1.0) * large.to(noisy.dtype)
 
 
 def weighted_mse(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:

@@ -9,7 +9,7 @@
 #   bash scripts/train_noise_map.sh --keep
 # A later run from the finished model names itself and adds its flags (they override the ones
 # below), e.g. the run whose map also counts JPEG (docs/training_history.md):
-#   NAME=noise-map-jpeg STEPS=16000 nice -n 19 bash scripts/train_noise_map.sh --map_jpeg_level \
+#   NAME=noise-map-jpeg STEPS=12000 nice -n 19 bash scripts/train_noise_map.sh --map_jpeg_level \
 #     --learning_rate 5e-5 --lr_warmup_steps 100 > runs/noise-map-jpeg.log 2>&1 &
 #   NAME=noise-map-jpeg bash scripts/train_noise_map.sh --keep
 set -euo pipefail
