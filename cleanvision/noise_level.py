@@ -9,7 +9,11 @@ the photo by default and a knob a person can turn (lower keeps texture, higher r
 What the map means is fixed by training (:func:`training_map` over
 :func:`cleanvision.real_noise.training_batch`'s ``sigma``): the std of the *dense* noise at
 each pixel — Gaussian σ, speckle σ·x, camera noise through the sRGB curve, correlated noise
-its marginal std — and zero where the only damage is impulses, strokes or JPEG, or none.
+its marginal std — and zero where the only damage is impulses or strokes, or none. Where the
+only damage is JPEG the map is zero too, unless the model was trained with
+``--map_jpeg_level`` (recorded in its training_info.json; the shipped model was): then it is the
+robust std of the JPEG error (1.4826 · median |JPEG − clean| per colour), so that level 0 means
+"nothing to remove" rather than "perhaps JPEG", and a clean photo at level 0 is left alone.
 """
 from __future__ import annotations
 
