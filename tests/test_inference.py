@@ -198,6 +198,7 @@ def test_every_engine_restores_odd_and_one_pixel_photos(engine, astronaut):
     out = den(noisy)
     assert out.shape == (101, 101, 3) and out.dtype == np.uint8
     assert psnr_uint8(clean, out) >= psnr_uint8(clean, noisy) + 4
+
     def same_pixels(got, want) -> bool:
         diff = np.abs(got.astype(int) - want)
         if engine == "bf16":  # it rounds its activations: a few pixels in ten thousand move more
