@@ -297,6 +297,13 @@ class Restored(NamedTuple):
     level_note: str
 
 
+def _by_brightness_note(level_map) -> str:
+    """" (by brightness: σ 12-35)" when auto mode's map follows the photo's brightness (speckle)."""
+    if not isinstance(level_map, np.ndarray) or float(np.ptp(level_map)) < 0.5:
+        return ""
+    return f" (by brightness: σ {level_map.min():.0f}-{level_map.max():.0f})"
+
+
 def _restore(den: Denoiser, img: np.ndarray, strength: float, noise_level: float | None,
              progress) -> Restored:
     """Restore ``img``; with a noise-map model in auto mode (``noise_level`` None) the level the
@@ -307,10 +314,12 @@ def _restore(den: Denoiser, img: np.ndarray, strength: float, noise_level: float
     try:
         if den.takes_noise_level and noise_level is None:
             progress(0, desc="Estimating the noise level")
-            level = den.estimate_noise_level(img)
-            note = f"noise level: auto, estimated σ {level:.1f}"
-            if den.model.noise_map == 1:  # one level is the whole estimate: restore with it, not estimate twice
-                noise_level = level
+            if den.model.noise_map == 1:  # the map is the whole estimate: restore with it, not estimate twice
+                noise_level = den.auto_noise_map(img)
+                level = den.level_of(noise_level)
+            else:
+                level = den.estimate_noise_level(img)
+            note = f"noise level: auto, estimated σ {level:.1f}{_by_brightness_note(noise_level)}"
         elif den.takes_noise_level:
             note = f"noise level: σ {noise_level:g}, as set"
         progress(0, desc="Restoring")

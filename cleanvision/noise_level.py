@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 #: Share of training patches whose map is the patch's single RMS level rather than the
@@ -114,11 +116,79 @@ def apply_level_curve(reading: torch.Tensor, curve: list[list[float]]) -> torch.
     ending on the diagonal is the identity there). Differentiable in ``reading``."""
     xs = torch.tensor([k[0] for k in curve], dtype=reading.dtype, device=reading.device)
     ys = torch.tensor([k[1] for k in curve], dtype=reading.dtype, device=reading.device)
-    r = reading.clamp(xs[0], xs[-1])
+    return torch.where(reading > xs[-1], reading - xs[-1] + ys[-1], interp(reading, xs, ys))
+
+
+def interp(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """``x`` through the piecewise-linear function with knots ``xs`` (1-D, increasing) and
+    ``ys``, flat beyond the end knots; differentiable in ``x`` (``numpy.interp`` for tensors)."""
+    r = x.clamp(xs[0], xs[-1])
     i = torch.searchsorted(xs, r.detach().contiguous(), right=True).clamp(1, len(xs) - 1)
     x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
-    inside = y0 + (r - x0) * (y1 - y0) / (x1 - x0)
-    return torch.where(reading > xs[-1], reading - xs[-1] + ys[-1], inside)
+    return y0 + (r - x0) * (y1 - y0) / (x1 - x0)
+
+
+#: Auto mode's level by brightness (:func:`level_by_brightness`): the photo is cut into this many
+#: bands of equal pixel count by brightness, and the map follows the bands' median readings
+#: when the photo reads at least ``BRIGHTNESS_MIN_LEVEL`` (σ on the 0-255 scale, after the
+#: level curve) and its second-brightest band reads ``BRIGHTNESS_MIN_SPREAD`` times its
+#: second-darkest (as (b + 1) / (a + 1)): noise that grows with brightness, like speckle. Chosen
+#: on held-out training photos (docs/benchmark.md, "The noise level"): a Gaussian photo's bands
+#: read alike and a clean or JPEG one reads under the level, so theirs stays one level.
+BRIGHTNESS_BANDS = 8
+BRIGHTNESS_MIN_LEVEL = 5.0
+BRIGHTNESS_MIN_SPREAD = 1.3
+#: Brightness is read on a copy this many times smaller, blurred with a Gaussian of σ 1 there
+#: and scaled back: the colour mean smoothed over about 4 px, so the noise does not move it.
+BRIGHTNESS_SCALE = 4
+
+
+def brightness(x: torch.Tensor) -> torch.Tensor:
+    """The local brightness of N×C×H×W images in [0, 1] that a level-by-brightness map is a
+    function of: N×1×H×W, the colour mean smoothed over about ``BRIGHTNESS_SCALE`` px."""
+    h, w = x.shape[-2:]
+    up = F.interpolate(coarse_brightness(x), scale_factor=BRIGHTNESS_SCALE, mode="bilinear", align_corners=False)
+    return up[..., :h, :w]
+
+
+def coarse_brightness(x: torch.Tensor) -> torch.Tensor:
+    """:func:`brightness` before it is scaled back: one value per ``BRIGHTNESS_SCALE``-px block
+    (its value at the block's centre), the colour mean of the block blurred by a Gaussian of σ 1 block."""
+    h, w = x.shape[-2:]
+    s = BRIGHTNESS_SCALE
+    pad = (0, -w % s, 0, -h % s)
+    small = F.avg_pool2d(F.pad(x, pad, mode="replicate") if any(pad) else x, s).mean(dim=1, keepdim=True)
+    k = torch.exp(-0.5 * torch.arange(-3.0, 4.0, dtype=x.dtype, device=x.device) ** 2)
+    k = k / k.sum()
+    small = F.conv2d(F.pad(small, (3, 3, 0, 0), mode="replicate"), k.view(1, 1, 1, 7))
+    return F.conv2d(F.pad(small, (0, 0, 3, 3), mode="replicate"), k.view(1, 1, 7, 1))
+
+
+def level_by_brightness(b: torch.Tensor, readings: torch.Tensor,
+                        bands: int = BRIGHTNESS_BANDS) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """One photo's noise level as a function of its brightness, from the estimator's
+    ``readings`` (M×K, σ/255, M map channels) at brightness ``b`` (K): the median brightness
+    (``bands``) and median reading (M×``bands``) of each of ``bands`` equal-count bands of
+    brightness, or ``None`` when the photo has fewer than four distinct bands (flat). A median
+    per band, so texture or a stroke in one band does not move it."""
+    bn, rn = b.detach().cpu().numpy(), readings.detach().cpu().numpy()
+    k = len(bn) // bands  # values per band; the brightest len % bands are left out
+    if k == 0:
+        return None
+    order = np.argsort(bn, kind="stable")[:k * bands]
+    centres = torch.from_numpy(np.median(bn[order].reshape(bands, k), axis=1))
+    levels = torch.from_numpy(np.median(rn[:, order].reshape(-1, bands, k), axis=2))
+    keep = torch.cat([torch.ones(1, dtype=torch.bool), centres.diff() > 1e-4])  # distinct brightness only
+    if int(keep.sum()) < 4:
+        return None
+    return centres[keep].to(b.device), levels[:, keep].to(readings.device)
+
+
+def grows_with_brightness(levels: torch.Tensor) -> bool:
+    """Whether a photo's band readings (M×B, σ/255, from :func:`level_by_brightness`) rise with
+    brightness by ``BRIGHTNESS_MIN_SPREAD`` (second band from each end, mean over channels)."""
+    lv = levels.mean(dim=0) * 255.0
+    return bool((lv[-2] + 1) / (lv[1] + 1) >= BRIGHTNESS_MIN_SPREAD)
 
 
 #: How far (0-1 scale) from its 3×3 median a black or white pixel must be to count as an impulse.

@@ -132,6 +132,23 @@ def test_restore_handler_strength(app_module, shipped, astronaut, tmp_path):
     assert default.endswith("mine_restored.png")
 
 
+def test_speckle_restores_with_a_level_by_brightness_and_says_so(app_module, shipped, coffee, tmp_path):
+    """Speckle grows with brightness: in auto mode the app restores with the library's map (the
+    same output as ``Denoiser`` in auto mode) and its status gives the map's range."""
+    from cleanvision.noise import add_speckle_noise
+
+    noisy = np.clip(np.rint(add_speckle_noise(coffee, 0.04, 0)), 0, 255).astype(np.uint8)
+    path = tmp_path / "speckled.png"
+    path.write_bytes(encode_image(noisy, ".png"))
+    _, download, status = app_module.restore(shipped, str(path))
+    np.testing.assert_array_equal(read_image(download), shipped(noisy))
+    level_map = shipped.auto_noise_map(noisy)
+    found = re.search(r"estimated σ ([0-9.]+) \(by brightness: σ ([0-9]+)-([0-9]+)\)", status)
+    assert found, status
+    assert abs(float(found.group(1)) - shipped.level_of(level_map)) <= 0.05
+    assert (int(found.group(2)), int(found.group(3))) == (round(level_map.min()), round(level_map.max()))
+
+
 def test_degrade_and_restore_handler(app_module, shipped, coffee, tmp_path):
     path = tmp_path / "coffee.png"
     path.write_bytes(encode_image(coffee[:120, :160], ".png"))

@@ -442,3 +442,65 @@ def test_the_shipped_model_reads_a_clean_photo_as_clean_and_changes_it_least_at_
         at = {level: psnr_uint8(clean, den(clean, noise_level=level)) for level in (0, 5, 15)}
         assert psnr_uint8(clean, den(clean)) <= at[0] + 1e-9 and at[0] >= 40, (name, at)
         assert at[0] > at[5] > at[15], (name, at)
+
+
+def test_interp_is_numpys_interp_flat_beyond_the_ends():
+    from cleanvision.noise_level import interp
+
+    xs, ys = np.array([0.1, 0.3, 0.35, 0.8]), np.array([2.0, 5.0, 4.0, 9.0])
+    x = np.linspace(-0.2, 1.2, 301)
+    got = interp(torch.from_numpy(x), torch.from_numpy(xs), torch.from_numpy(ys)).numpy()
+    np.testing.assert_allclose(got, np.interp(x, xs, ys), atol=1e-12)
+
+
+def test_level_by_brightness_reads_noise_that_grows_with_brightness_and_not_flat_noise():
+    from cleanvision.noise_level import grows_with_brightness, level_by_brightness
+
+    g = torch.Generator().manual_seed(0)
+    b = torch.rand(20000, generator=g) * 0.8 + 0.1
+    speckle = (0.2 * b * (1 + 0.1 * torch.randn(20000, generator=g)))[None]  # σ/255 = 0.2·brightness
+    centres, levels = level_by_brightness(b, speckle)
+    assert len(centres) == 8 and (centres.diff() > 0).all()
+    np.testing.assert_allclose(levels[0].numpy(), 0.2 * centres.numpy(), rtol=0.03)
+    assert grows_with_brightness(levels)
+    flat = (25 / 255) * (1 + 0.1 * torch.randn(1, 20000, generator=g))  # Gaussian noise: one level
+    assert not grows_with_brightness(level_by_brightness(b, flat)[1])
+    assert level_by_brightness(torch.full((20000,), 0.5), speckle) is None  # one brightness: no function
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_auto_mode_follows_speckle_with_brightness_and_restores_better_than_one_level(name):
+    """Speckle's std grows with brightness: on a speckled photo auto mode's map follows the
+    photo's brightness and restores it better than its own median level given as one number;
+    on Gaussian noise and on a clean photo the map is one level, as before."""
+    from skimage import data
+
+    from cleanvision import Denoiser
+    from cleanvision.metrics import psnr_uint8
+    from cleanvision.noise import add_speckle_noise
+
+    den = Denoiser.from_pretrained(engine="reference")
+    clean = getattr(data, name)()
+    noisy = np.clip(np.rint(add_speckle_noise(clean, 0.04, 0)), 0, 255).astype(np.uint8)
+    level_map = den.auto_noise_map(noisy)
+    assert np.corrcoef(level_map.ravel(), clean.mean(axis=2).ravel())[0, 1] > 0.85
+    level = den.estimate_noise_level(noisy)
+    assert level == den.level_of(level_map) and np.ptp(level_map) > level / 2
+    auto = den(noisy)
+    np.testing.assert_array_equal(auto, den(noisy, noise_level=level_map))  # the map is what auto restores with
+    assert psnr_uint8(clean, auto) > psnr_uint8(clean, den(noisy, noise_level=level)) + 0.05
+    gaussian = np.clip(np.rint(add_gaussian_noise(clean, 25, 0)), 0, 255).astype(np.uint8)
+    for img in (gaussian, clean):
+        assert np.ptp(den.auto_noise_map(img)) == 0
+
+
+def test_a_level_by_brightness_map_tiles_exactly(astronaut):
+    """Auto mode's map is read once from the whole photo, so tiles restore as one pass does."""
+    from cleanvision import Denoiser
+    from cleanvision.noise import add_speckle_noise
+
+    noisy = np.clip(np.rint(add_speckle_noise(astronaut[:300, :280], 0.04, 1)), 0, 255).astype(np.uint8)
+    one = Denoiser.from_pretrained(engine="reference", tile_size=512)
+    assert np.ptp(one.auto_noise_map(noisy)) > 5
+    tiled = Denoiser.from_pretrained(engine="reference", tile_size=64)(noisy)
+    assert np.abs(one(noisy).astype(int) - tiled.astype(int)).max() <= 1
