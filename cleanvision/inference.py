@@ -299,7 +299,9 @@ class Denoiser:
         per-colour map), the median of the estimator's map over the photo (:meth:`level_crops`),
         so a patch of texture or a few impulses do not move it, through the model's level curve
         (:meth:`~cleanvision.model.DnCNN.auto_level`), within ``NOISE_LEVEL_RANGE``: an estimate is
-        always a level a person could set (a photo of pure texture can read above any trained σ)."""
+        always a level a person could set (a photo of pure texture can read above any trained σ).
+        A noisy photo whose readings rise with its brightness gets a level by brightness instead
+        (:meth:`_by_brightness`)."""
         h, w = x.shape[-2:]
         m, n, by_shape, parts, read = self.estimator_margin, x.shape[0], {}, [], []
         for y0, y1, z0, z1 in self.level_crops(h, w):  # each crop with its context: exact values
@@ -325,17 +327,17 @@ class Denoiser:
         """:meth:`auto_map` where a noisy photo's noise grows with its brightness, as speckle's
         does: the level of each pixel read off its brightness through the photo's own level by
         brightness (:func:`~cleanvision.noise_level.level_by_brightness`, from the crops' readings
-        at the centres of their 4×4 blocks against the blocks' brightness), then
-        the level curve. One level for the whole photo left a dark photo's bright areas noisy and
+        at the centres of their 4×4 blocks against the blocks' brightness), then the level curve.
+        One level for the whole photo left a dark photo's bright areas noisy and
         smoothed its dark ones (up to 1 dB below the blind model on speckle, held-out photos)."""
         n, s, at, readings = x.shape[0], BRIGHTNESS_SCALE, [], []
         for batch, est, crops in read:
             coarse = coarse_brightness(batch)  # the reading at each block's centre against the block's brightness
             for i, (a, c, y0, y1, z0, z1) in enumerate(crops):
-                ys, zs = range(-(-(y0 - a) // s), (y1 - a) // s), range(-(-(z0 - c) // s), (z1 - c) // s)
+                (u0, u1), (v0, v1) = (-(-(y0 - a) // s), (y1 - a) // s), (-(-(z0 - c) // s), (z1 - c) // s)
                 imgs = slice(i * n, (i + 1) * n)
-                at.append(coarse[imgs, :, ys.start:ys.stop, zs.start:zs.stop].flatten(2))
-                readings.append(est[imgs, :, s * ys.start + s // 2:s * ys.stop:s, s * zs.start + s // 2:s * zs.stop:s].flatten(2))
+                at.append(coarse[imgs, :, u0:u1, v0:v1].flatten(2))
+                readings.append(est[imgs, :, s * u0 + s // 2:s * u1:s, s * v0 + s // 2:s * v1:s].flatten(2))
         at, readings = torch.cat(at, dim=2), torch.cat(readings, dim=2)
         b = None
         lo, hi = NOISE_LEVEL_RANGE
