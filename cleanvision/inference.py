@@ -351,7 +351,8 @@ class Denoiser:
             b = brightness(x) if b is None else b
             m = torch.stack([interp(b[i, 0], centres, lv) for lv in levels])
             maps.append(self.model.auto_level(m).clamp(lo / 255, hi / 255))
-        return torch.stack(maps)
+        # one level per image stays an expanded view: the network takes it without reading a full map
+        return level if b is None else torch.stack(maps)
 
     def restore_tensor(self, x: torch.Tensor, progress: Progress | None = None,
                        noise_map: torch.Tensor | None = None) -> torch.Tensor:
