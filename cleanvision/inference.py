@@ -26,7 +26,7 @@ from .hardware import cpu_flags, cpu_native_bf16, ort_available
 from .image_io import dtype_white, join_alpha, split_alpha
 from .int8 import Int8Graph, auto_int8
 from .int8 import open_graph as open_int8
-from .model import DnCNN, phase_offset
+from .model import DnCNN, phase_offset, round_keeping_phase_means
 from .noise_level import (BRIGHTNESS_MIN_LEVEL, BRIGHTNESS_SCALE, as_map, brightness, coarse_brightness,
                           grows_with_brightness, interp, level_by_brightness)
 from .options import (AUTO_RULE, ENGINES, GPU_TILE_SIZE, NOISE_LEVEL_RANGE, ONE_PASS_PIXELS,  # noqa: F401
@@ -483,12 +483,15 @@ class Denoiser:
             y = x.clamp(0.0, 1.0) + float(strength) * (y - x.clamp(0.0, 1.0))
         return self._to_image(y, info)
 
-    @staticmethod
-    def _to_image(y: torch.Tensor, info: dict) -> np.ndarray:
+    def _to_image(self, y: torch.Tensor, info: dict) -> np.ndarray:
         img, scale = info["img"], info["scale"]
         y = y.clamp(0.0, 1.0)[0]
         out = (y[0] if info["grey"] else y.permute(1, 2, 0)).numpy()
-        out = np.rint(out * scale).astype(img.dtype) if scale > 1 else out.astype(img.dtype)
+        if scale > 1:  # integers: rounded so that the phase correction survives (round_keeping_phase_means)
+            phase = self.model.scale if self.model.phase_correction else 1
+            out = round_keeping_phase_means(out * scale, phase).astype(img.dtype)
+        else:
+            out = out.astype(img.dtype)
         if img.ndim == 3 and img.shape[2] == 1:
             out = out[..., None]
         return join_alpha(out, info["alpha"])
