@@ -422,12 +422,15 @@ class Denoiser:
             raise ValueError("this model is blind: it takes no noise_level (leave it None)")
         lo, hi = NOISE_LEVEL_RANGE
         level = np.asarray(noise_level, dtype=np.float64)
-        if not np.isfinite(level).all() or level.min() < lo or level.max() > hi:
+        least, most = level.min(), level.max()
+        if not np.isfinite(level).all() or least < lo or most > hi:
             raise ValueError(f"noise_level must be in [{lo:g}, {hi:g}] (σ on the 0-255 scale), got "
-                             f"{noise_level if level.ndim == 0 else f'a map from {level.min():g} to {level.max():g}'}")
+                             f"{noise_level if level.ndim == 0 else f'a map from {least:g} to {most:g}'}")
         if level.ndim not in (0, 2):
             raise ValueError(f"noise_level must be a number or an H×W map, got shape {level.shape}")
-        return as_map(level, tuple(x.shape), self.model.noise_map)
+        # a map of one level (auto mode's map of most photos, passed back) is that number: the
+        # network takes one level per image without reading a full map
+        return as_map(least if least == most else level, tuple(x.shape), self.model.noise_map)
 
     def estimate_noise_level(self, img: np.ndarray) -> float:
         """How noisy ``img`` reads: the median of the map ``noise_level=None`` restores it with
