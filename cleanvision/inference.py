@@ -430,7 +430,8 @@ class Denoiser:
             raise ValueError(f"noise_level must be a number or an H×W map, got shape {level.shape}")
         # a map of one level (auto mode's map of most photos, passed back) is that number: the
         # network takes one level per image without reading a full map
-        return as_map(least if least == most else level, tuple(x.shape), self.model.noise_map)
+        one = level.ndim == 2 and level.shape == tuple(x.shape[-2:]) and least == most
+        return as_map(least if one else level, tuple(x.shape), self.model.noise_map)
 
     def estimate_noise_level(self, img: np.ndarray) -> float:
         """How noisy ``img`` reads: the median of the map ``noise_level=None`` restores it with
