@@ -489,13 +489,13 @@ class Denoiser:
 
     def _to_image(self, y: torch.Tensor, info: dict) -> np.ndarray:
         img, scale = info["img"], info["scale"]
-        y = y.clamp(0.0, 1.0)[0]
-        out = (y[0] if info["grey"] else y.permute(1, 2, 0)).numpy()
+        y = y.clamp(0.0, 1.0)[0]  # C×H×W
         if scale > 1:  # integers: rounded so that the phase correction survives (round_keeping_phase_means)
-            phase = self.model.scale if self.model.phase_correction else 1
-            out = round_keeping_phase_means(out * scale, phase).astype(img.dtype)
+            planes = round_keeping_phase_means(y * scale, self.model.scale if self.model.phase_correction else 1)
         else:
-            out = out.astype(img.dtype)
+            planes = y.numpy()
+        # H×W×C in memory too (OpenCV refuses some strided arrays), in the one copy that casts
+        out = (planes[0] if info["grey"] else planes.transpose(1, 2, 0)).astype(img.dtype, order="C")
         if img.ndim == 3 and img.shape[2] == 1:
             out = out[..., None]
         return join_alpha(out, info["alpha"])

@@ -341,33 +341,36 @@ def phase_offset(noise: torch.Tensor, scale: int) -> torch.Tensor:
     return phase - phase.mean(dim=(3, 5), keepdim=True)
 
 
-def round_keeping_phase_means(v: np.ndarray, scale: int) -> np.ndarray:
-    """``v`` (H×W or H×W×C floats, each value within the integer range it is rounded to) rounded
-    to integers so that every sub-pixel phase of each ``scale``×``scale`` cell, in each colour,
-    keeps its float sum to within half a level: plain rounding, then in a phase whose rounding
-    moved its sum by d levels, the d values nearest a half moved one level the other way (the
-    largest-remainder rule). :func:`remove_phase_offset` evens the phases out in float, but
-    plain rounding of an output that differs little from its input brings a difference back
-    (a photo that needs nothing: the 2-pixel pattern score of the first 20 CBSD68 photos from
-    0.19 in float to 23.6 rounded, and 0.32 rounded this way; docs/benchmark.md)."""
-    out = np.rint(v)
-    h, w = v.shape[:2]
+def round_keeping_phase_means(v: torch.Tensor, scale: int) -> np.ndarray:
+    """``v`` (C×H×W or H×W floats, each value within the integer range it is rounded to) rounded
+    to integers, as a numpy array of the same shape, so that every sub-pixel phase of each
+    ``scale``×``scale`` cell, in each colour, keeps its float sum to within half a level: plain
+    rounding, then in a phase whose rounding moved its sum by d levels, the d values nearest a
+    half moved one level the other way (the largest-remainder rule). :func:`remove_phase_offset`
+    evens the phases out in float, but plain rounding of an output that differs little from its
+    input brings a difference back (a photo that needs nothing: the 2-pixel pattern score of the
+    first 20 CBSD68 photos from 0.19 in float to 23.6 rounded, and 0.32 rounded this way;
+    docs/benchmark.md). Colour planes first, as the network's output comes: the phases are
+    gathered by torch's copy, half the time of numpy's on an H×W×C array."""
+    planes = v if v.dim() == 3 else v[None]
+    out = torch.round(planes)  # half to even, as numpy.rint
+    rounded = out.numpy()
+    c, h, w = planes.shape
     hs, ws = h // scale * scale, w // scale * scale
-    if scale == 1 or hs == 0 or ws == 0:
-        return out
-    # what rounding took off each value, in [-0.5, 0.5], as phase row × phase column × colour × cell
-    # (a trailing odd row or column is left as plainly rounded)
-    rest = (v[:hs, :ws] - out[:hs, :ws]).reshape(hs // scale, scale, ws // scale, scale, -1)
-    rest = np.ascontiguousarray(rest.transpose(1, 3, 4, 0, 2)).reshape(scale, scale, rest.shape[-1], -1)
-    moved = np.rint(rest.sum(axis=-1, dtype=np.float64)).astype(int)  # levels each phase's sum lost
-    for dy, dx, c in zip(*np.nonzero(moved)):
-        k, sign = abs(int(moved[dy, dx, c])), int(np.sign(moved[dy, dx, c]))
-        key = sign * rest[dy, dx, c]  # the k largest: rounded down (up) nearest a half
-        near = np.flatnonzero(key > 0.4)  # usually holds them; else every value is looked at
-        pick = near[np.argpartition(-key[near], k - 1)[:k]] if len(near) >= k else np.argpartition(-key, k - 1)[:k]
-        i, j = np.divmod(pick, ws // scale)
-        out[(dy + scale * i, dx + scale * j) + ((c,) if v.ndim == 3 else ())] += sign
-    return out
+    if scale > 1 and hs > 0 and ws > 0:
+        # what rounding took off each value, in [-0.5, 0.5], as phase row × phase column × colour × cell
+        # (a trailing odd row or column is left as plainly rounded)
+        rest = (planes[:, :hs, :ws] - out[:, :hs, :ws]).reshape(c, hs // scale, scale, ws // scale, scale)
+        rest = rest.permute(2, 4, 0, 1, 3).reshape(scale, scale, c, -1).numpy()
+        moved = np.rint(rest.sum(axis=-1, dtype=np.float64)).astype(int)  # levels each phase's sum lost
+        for dy, dx, ch in zip(*np.nonzero(moved)):
+            k, sign = abs(int(moved[dy, dx, ch])), int(np.sign(moved[dy, dx, ch]))
+            key = sign * rest[dy, dx, ch]  # the k largest: rounded down (up) nearest a half
+            near = np.flatnonzero(key > 0.4)  # usually holds them; else every value is looked at
+            pick = near[np.argpartition(-key[near], k - 1)[:k]] if len(near) >= k else np.argpartition(-key, k - 1)[:k]
+            i, j = np.divmod(pick, ws // scale)
+            rounded[ch, dy + scale * i, dx + scale * j] += sign
+    return rounded if v.dim() == 3 else rounded[0]
 
 
 #: The estimator's output unit (σ on the 0-255 scale): its softplus is read in tens of levels.

@@ -515,8 +515,10 @@ def test_rounding_keeps_each_phase_mean_and_moves_no_value_by_a_whole_level(shap
 
     rng = np.random.default_rng(1)
     phase = np.indices(shape[:2]).sum(axis=0) % 2 * 0.3  # a sub-level offset on one diagonal of each cell
-    v = np.clip(rng.normal(128, 90, shape) + (phase[..., None] if len(shape) == 3 else phase), 0, 255)
-    out = round_keeping_phase_means(v, 2)
+    v = np.clip(rng.normal(128, 90, shape) + (phase[..., None] if len(shape) == 3 else phase), 0, 255).astype(np.float32)
+    planes = torch.from_numpy(np.ascontiguousarray(np.moveaxis(v, -1, 0) if len(shape) == 3 else v))
+    out = round_keeping_phase_means(planes, 2)
+    out = np.moveaxis(out, 0, -1) if len(shape) == 3 else out
     assert out.shape == v.shape and (out == np.rint(out)).all() and out.min() >= 0 and out.max() <= 255
     assert np.abs(out - v).max() < 1 and np.abs(out - np.rint(v)).max() <= 1
     h, w = shape[0] // 2 * 2, shape[1] // 2 * 2
