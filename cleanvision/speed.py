@@ -78,22 +78,35 @@ def _time_engine(model: str | None, engine: str, width: int, height: int, repeat
                "tile_size": "one pass" if den.one_pass(height, width) else den.tile_size})
 
 
+#: The paired timing (:func:`_time_pair`) runs at least ``repeats`` pairs and keeps pairing
+#: until the pairs took ``--pair-seconds`` (at most ``PAIR_MAX`` pairs): three pairs of a 0.06 s
+#: call put the median ratio anywhere from 1.09 to 1.44 in runs minutes apart (Intel Xeon).
+PAIR_SECONDS, PAIR_MAX = 8.0, 100
+
+
 def _time_pair(model: str | None, baseline: str, engine: str, width: int, height: int, repeats: int,
-               tile_size: int | None, queue) -> None:
+               tile_size: int | None, pair_seconds: float, queue) -> None:
     """Child process: ``model`` and ``baseline`` timed alternately on the same input, so both
     see the same machine: timed in two processes one after the other, the same model's 512×512
     median moved by up to 20 % between processes on a shared 2-core machine, more than the
-    difference being measured."""
+    difference being measured. Each pair is timed in the other order than the one before."""
     from .inference import Denoiser
 
     img = test_image(width, height)
     dens = [Denoiser.from_pretrained(m, engine=engine, tile_size=tile_size) for m in (model, baseline)]
     for den in dens:
         den(img)
-    pairs = [[_seconds(lambda: den(img)) for den in dens] for _ in range(repeats)]
+    pairs: list[list[float]] = []
+    t0 = time.perf_counter()
+    while len(pairs) < repeats or (time.perf_counter() - t0 < pair_seconds and len(pairs) < PAIR_MAX):
+        order = (0, 1) if len(pairs) % 2 == 0 else (1, 0)
+        pair = [0.0, 0.0]
+        for i in order:
+            pair[i] = _seconds(lambda: dens[i](img))
+        pairs.append(pair)
     queue.put({"paired_median_s": statistics.median(a for a, _ in pairs),
                "baseline_median_s": statistics.median(b for _, b in pairs),
-               "time_vs_baseline": statistics.median(a / b for a, b in pairs)})
+               "time_vs_baseline": statistics.median(a / b for a, b in pairs), "pairs": len(pairs)})
 
 
 def _time_nlm(width: int, height: int, repeats: int, queue) -> None:
@@ -236,7 +249,8 @@ def weights_sha256(model: str | None) -> str | None:
 
 
 def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], repeats: int,
-        tile_size: int | None, nlm: bool = True, baseline: str | None = None) -> dict:
+        tile_size: int | None, nlm: bool = True, baseline: str | None = None,
+        pair_seconds: float = PAIR_SECONDS) -> dict:
     """Time each engine at each size in its own process. With ``baseline`` (another model) both
     are then timed again in one more process, alternately, on the same engine, size and tile: a
     new model and the one it replaces compared where the machine is the same for both (the
@@ -265,7 +279,7 @@ def run(model: str | None, sizes: list[tuple[int, int]], engines: list[str], rep
         else:
             r = _in_child(_time_engine, model, e, w, h, repeats, tile_size)
             if baseline:
-                r.update(_in_child(_time_pair, model, baseline, e, w, h, repeats, tile_size))
+                r.update(_in_child(_time_pair, model, baseline, e, w, h, repeats, tile_size, pair_seconds))
         r.update(width=w, height=h, megapixels=w * h / 1e6, mp_per_s=w * h / 1e6 / r["median_s"])
         if "flops_per_pixel" in r:
             r["gflops"] = r["flops_per_pixel"] * w * h / r["median_s"] / 1e9
@@ -361,13 +375,14 @@ def markdown(report: dict) -> str:
                 + (f" (weights sha256 `{report['baseline_weights_sha256'][:12]}`)"
                    if report.get("baseline_weights_sha256") else "")
                 + ", timed alternately with the model in one process (same engine, size and tile):"
-                " baseline s is its median there, time / baseline the median ratio of the paired calls."
+                " baseline s is its median there, time / baseline the median ratio of the paired calls"
+                " (pairs: how many)."
                 if report.get("baseline") else ""),
              "",
              "| size | engine | tile | median s | MP/s | × reference | GFLOP/s | % of peak | load s | first call s "
-             "| peak RSS MB |" + (" baseline s | time / baseline |" if report.get("baseline") else ""),
+             "| peak RSS MB |" + (" baseline s | time / baseline | pairs |" if report.get("baseline") else ""),
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-             + (" ---: | ---: |" if report.get("baseline") else "")]
+             + (" ---: | ---: | ---: |" if report.get("baseline") else "")]
     for r in report["results"]:
         tile = r.get("tile_size", report.get("tile_size")) if r["engine"] != "opencv-nlm" else None
         lines.append(f"| {r['width']}×{r['height']} | {r['engine']} | {tile or '–'} | {r['median_s']:.3f} | {r['mp_per_s']:.2f} | "
@@ -376,7 +391,7 @@ def markdown(report: dict) -> str:
                      f"{r.get('load_s', float('nan')):.2f} | {r.get('first_call_s', float('nan')):.2f} | "
                      f"{r['peak_rss_mb']:.0f} |"
                      + (f" {r.get('baseline_median_s', float('nan')):.3f} | {r.get('time_vs_baseline', float('nan')):.3f} |"
-                        if report.get("baseline") else ""))
+                        f" {r.get('pairs', '–')} |" if report.get("baseline") else ""))
     for q in report.get("quality", []):
         lines += ["", f"Quality on {q['data']} `{q['condition']}` ({q['images']} images), mean PSNR:", "",
                   "| engine | PSNR dB | Δ vs reference dB |", "| --- | ---: | ---: |"]
@@ -404,6 +419,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also time this model ('shipped', a folder or Hub repo id) against --model, the two "
                    "called alternately in one process on the same engine, size and tile, and report the "
                    "time ratio: a new model against the one it replaces, measured in one run")
+    p.add_argument("--pair-seconds", type=float, default=PAIR_SECONDS,
+                   help="with --baseline: pair the two models' calls until they took this long (at least "
+                   f"--repeats pairs, at most {PAIR_MAX}; default %(default)s): a few pairs of a fast call "
+                   "do not give a steady ratio")
     p.add_argument("--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES), help=f"default {DEFAULT_SIZES}")
     from .options import ENGINES
 
@@ -428,7 +447,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main_from_args(args: argparse.Namespace) -> int:
     engines = args.engines.split(",")
-    report = run(args.model, args.sizes, engines, args.repeats, args.tile_size, not args.no_nlm, args.baseline)
+    report = run(args.model, args.sizes, engines, args.repeats, args.tile_size, not args.no_nlm, args.baseline,
+                 args.pair_seconds)
     if args.quality_data:
         report["quality"] = [engine_quality(args.model, d, ["reference"] + [e for e in engines if e != "reference"],
                                             args.quality_limit) for d in args.quality_data]

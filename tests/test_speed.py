@@ -100,11 +100,31 @@ def test_bench_times_a_baseline_model_in_the_same_run(tmp_path):
     DnCNN(channels=3, depth=4, width=16).save_pretrained(tmp_path / "small")
     out = tmp_path / "speed"
     assert main(["bench", "--model", "shipped", "--baseline", str(tmp_path / "small"), "--sizes", "128x96",
-                 "--engines", "reference", "--no-nlm", "--repeats", "1", "--out", str(out)]) == 0
+                 "--engines", "reference", "--no-nlm", "--repeats", "1", "--pair-seconds", "0", "--out", str(out)]) == 0
     report = json.loads(out.with_suffix(".json").read_text())
     r, = report["results"]
+    assert r["pairs"] == 1  # --repeats pairs, no more, when no time is asked for
     assert report["baseline"] == str(tmp_path / "small") and report["baseline_weights_sha256"]
     assert r["baseline_median_s"] > 0 and r["paired_median_s"] > 0
     assert r["time_vs_baseline"] == pytest.approx(r["paired_median_s"] / r["baseline_median_s"])  # one pair
     assert r["time_vs_baseline"] > 1  # 12 layers of 96 channels take longer than 4 of 16
     assert "time / baseline" in out.with_suffix(".md").read_text()
+
+
+def test_paired_timing_keeps_pairing_for_the_time_asked(tmp_path):
+    """A fast call is paired until the time asked for is spent (a steadier median ratio), not
+    only --repeats times, and never beyond PAIR_MAX pairs."""
+    from cleanvision import DnCNN
+    from cleanvision.speed import PAIR_MAX, _time_pair
+
+    for name in ("a", "b"):
+        DnCNN(channels=3, depth=3, width=8).save_pretrained(tmp_path / name)
+    got: list[dict] = []
+
+    class Queue:
+        put = got.append
+
+    _time_pair(str(tmp_path / "a"), str(tmp_path / "b"), "reference", 48, 32, 2, None, 0.5, Queue())
+    r, = got
+    assert 2 < r["pairs"] <= PAIR_MAX
+    assert r["paired_median_s"] > 0 and r["baseline_median_s"] > 0 and r["time_vs_baseline"] > 0
