@@ -71,10 +71,15 @@ class QuantSpec:
     #: learn the activation ranges (LSQ); False keeps them at the calibration's least-squares
     #: values: learned ranges shrink toward the common case and clip impulses' activations
     learn_activation_scale: bool = True
+    #: strength (0 to 1) of the activation equalisation done before calibration
+    #: (:func:`equalise_activations`); 0 = none
+    equalise: float = 0.0
 
     def __post_init__(self):
         if not 1 <= self.weight_max <= 127:
             raise ValueError(f"weight_max must be from 1 to 127, got {self.weight_max}")
+        if not 0.0 <= self.equalise <= 1.0:
+            raise ValueError(f"equalise must be from 0 to 1, got {self.equalise}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -233,6 +238,54 @@ def _calibrate(model: DnCNN, batches: Iterable) -> tuple[list[torch.Tensor], tor
     return [torch.cat(s) for s in seen], torch.cat(out)
 
 
+@torch.no_grad()
+def equalise_activations(model: DnCNN, batches: Iterable, strength: float = 1.0,
+                         max_gain: float = 8.0) -> list[torch.Tensor]:
+    """Rescale a folded model's channels so each body convolution's input channels span more
+    nearly the same range, without changing what the float model computes; returns the gains.
+
+    One uint8 scale serves all channels of an activation (ONNX Runtime's int8 convolution takes
+    no per-channel input scale), so a channel whose values stay far below the tensor's largest
+    gets only a few of the 256 steps. A ReLU passes positive factors through, so output channel
+    ``c`` of one convolution (weights and bias) can be multiplied by ``g_c`` and input channel
+    ``c`` of the next divided by it (Nagel et al. 2019, "Data-free quantization"; SmoothQuant's
+    migration strength is ``strength``): ``g_c = (max over channels / max of c) ** strength``,
+    at most ``max_gain``, read on ``batches`` of ``(noisy, noise_map or None)``. The weights
+    it divides get coarser against their channel's int8 step; QAT learns around that."""
+    body = list(model.body)
+    convs = [m for m in body if isinstance(m, nn.Conv2d)]
+    between = [type(m) for m in body if not isinstance(m, nn.Conv2d)]
+    if any(t is not nn.ReLU for t in between) or len(between) != len(convs) - 1:
+        raise ValueError("equalise a folded model (fuse() it first): convolutions with one ReLU between each pair")
+    peaks: list[torch.Tensor | None] = [None] * len(convs)
+
+    def keep_peak(i: int, x: torch.Tensor) -> None:
+        p = x.detach().float().amax(dim=(0, 2, 3))
+        peaks[i] = p if peaks[i] is None else torch.maximum(peaks[i], p)
+
+    hooks = [c.register_forward_hook(lambda mod, inp, o, i=i: keep_peak(i, inp[0])) for i, c in enumerate(convs)]
+    was_training = model.training
+    model.eval()
+    try:
+        for noisy, noise_map in batches:
+            model.network_noise(noisy, noise_map)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if peaks[0] is None:
+        raise ValueError("no calibration batches")
+    gains = []
+    for before, conv, peak in zip(convs[:-1], convs[1:], peaks[1:]):
+        g = (peak.max() / peak.clamp_min(peak.max() * 1e-6)) ** strength
+        g = torch.where(peak > 0, g.clamp(1.0, max_gain), torch.ones_like(g))
+        before.weight.mul_(g.view(-1, 1, 1, 1))
+        before.bias.mul_(g)
+        conv.weight.div_(g.view(1, -1, 1, 1))
+        gains.append(g)
+    return gains
+
+
 def best_scale(values: torch.Tensor, zero_point: int, steps: int = 100) -> float:
     """The uint8 scale (with ``zero_point``) of least squared rounding-and-clipping error on
     ``values``: a search over clipping points from 1 % to 100 % of the largest value."""
@@ -251,13 +304,16 @@ def best_scale(values: torch.Tensor, zero_point: int, steps: int = 100) -> float
 
 def prepare_qat(model: DnCNN, spec: QuantSpec = QuantSpec(), calibration: Iterable | None = None) -> DnCNN:
     """A copy of ``model`` with BatchNorm folded and every body convolution a :class:`QuantConv2d`;
-    activation scales from ``calibration`` (``(noisy, noise_map or None)`` batches), or 1/255
-    placeholders to be overwritten by a checkpoint's. The estimator (noise-map models) is
+    activations equalised (``spec.equalise``) and their scales fitted on ``calibration`` (a list
+    of ``(noisy, noise_map or None)`` batches), or 1/255 placeholders to be overwritten by a
+    checkpoint's (which holds the equalised weights). The estimator (noise-map models) is
     frozen: the engine runs it in float."""
     qat = copy.deepcopy(model).float().fuse()
     qat.train()
     convs = [m for m in qat.body if isinstance(m, nn.Conv2d)]
     if calibration is not None:
+        if spec.equalise:
+            equalise_activations(qat, calibration, spec.equalise)
         inputs, noise = _calibrate(qat.eval(), calibration)
         qat.train()
         scales = [1 / 255] + [best_scale(v, 0) for v in inputs[1:]]

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--fixed_activation_ranges", action="store_true",
                    help="keep each activation range at its calibrated least-squares value instead of learning it "
                    "(LSQ): learned ranges shrink toward the common case and clip the activations impulses cause")
+    q.add_argument("--equalise", type=float, default=0.0, metavar="S",
+                   help="before calibration, rescale channels (0 to 1: how far) so each activation's channels span "
+                   "more nearly its one uint8 range; the float model's output is unchanged (default: 0, none)")
     q.add_argument("--calibration_batches", type=int, default=8,
                    help="training batches the first activation scales are fitted on (default: 8)")
     t = p.add_argument_group("optimisation")
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         spec = QuantSpec(weight_max=args.weight_max, float_last=not args.quantise_last,
                          learn_weight_scale=args.learn_weight_scale,
-                         learn_activation_scale=not args.fixed_activation_ranges)
+                         learn_activation_scale=not args.fixed_activation_ranges, equalise=args.equalise)
         calibration = []
         for clean in loader:
             _, noisy, given = degraded(clean, mix, map_channels)

@@ -187,3 +187,41 @@ def test_large_damage_weight_weighs_impulse_pixels_in_the_loss(astronaut, tmp_pa
     info = run_qat(src, tmp_path / "w", "--max_train_steps", "2", "--checkpointing_steps", "2",
                    "--large_damage_weight", "4")
     assert info["steps"] == 2 and info["large_damage_weight"] == 4.0
+
+
+def test_equalised_activations_keep_the_float_output_and_even_out_the_channels(astronaut):
+    """On a photo with impulses, equalising the shipped model's channels leaves its predicted noise
+    as it was (float rounding) while each activation's channels come to span nearly the same range,
+    so the one uint8 scale per tensor gives the narrow channels more of its steps."""
+    from torch import nn
+
+    from cleanvision.inference import load_model
+    from cleanvision.noise import add_salt_pepper_noise
+    from cleanvision.quantize import QuantSpec, equalise_activations
+
+    noisy = add_salt_pepper_noise(astronaut[:128, 128:256], 0.10, rng=0)
+    x = torch.from_numpy(noisy).permute(2, 0, 1)[None].float() / 255
+    model = load_model(ROOT / "cleanvision" / "weights" / "default").float().fuse()
+
+    def spreads() -> list[float]:
+        """Per body convolution after the first: median over channels of its input's largest value,
+        as a share of the largest over all channels."""
+        peaks = []
+        hooks = [c.register_forward_hook(lambda m, inp, o: peaks.append(inp[0].amax(dim=(0, 2, 3))))
+                 for c in model.body if isinstance(c, nn.Conv2d)]
+        with torch.no_grad():
+            out = model.network_noise(x, None)
+        for h in hooks:
+            h.remove()
+        return out, [float(p.median() / p.max()) for p in peaks[1:]]
+
+    before, spread_before = spreads()
+    gains = equalise_activations(model, [(x, None)], strength=1.0)
+    after, spread_after = spreads()
+    assert float((after - before).abs().max()) * 255 < 1e-3
+    assert all(float(g.min()) >= 1.0 and float(g.max()) <= 8.0 for g in gains)
+    assert max(spread_before) < 0.8, spread_before
+    assert all(a > b + 0.1 for a, b in zip(spread_after, spread_before)), (spread_before, spread_after)
+    assert float(np.median(spread_after)) > 0.95, spread_after  # the rest: channels that needed more than 8×
+    with pytest.raises(ValueError, match="equalise"):
+        QuantSpec(equalise=1.5)
