@@ -211,12 +211,35 @@ def is_qat(model: DnCNN) -> bool:
     return bool(quant_convs(model))
 
 
+def _body_convs(model: DnCNN) -> list[nn.Conv2d]:
+    return [m for m in model.body if isinstance(m, nn.Conv2d)]
+
+
 @torch.no_grad()
+def _watch_convs(model: DnCNN, batches: Iterable, watch) -> None:
+    """Run ``batches`` of ``(noisy, noise_map or None)`` through the model in eval mode, calling
+    ``watch(i, input, output)`` at each body convolution ``i``."""
+    hooks = [c.register_forward_hook(lambda mod, inp, o, i=i: watch(i, inp[0], o))
+             for i, c in enumerate(_body_convs(model))]
+    was_training, seen = model.training, 0
+    model.eval()
+    try:
+        for noisy, noise_map in batches:
+            model.network_noise(noisy, noise_map)
+            seen += 1
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if not seen:
+        raise ValueError("no calibration batches")
+
+
 def _calibrate(model: DnCNN, batches: Iterable) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Samples of each body convolution's input and of the last one's output over ``batches``
     of ``(noisy, noise_map or None)``."""
-    convs = [m for m in model.body if isinstance(m, nn.Conv2d)]
-    seen: list[list[torch.Tensor]] = [[] for _ in convs]
+    last = len(_body_convs(model)) - 1
+    seen: list[list[torch.Tensor]] = [[] for _ in range(last + 1)]
     out: list[torch.Tensor] = []
     gen = torch.Generator().manual_seed(0)
 
@@ -224,17 +247,12 @@ def _calibrate(model: DnCNN, batches: Iterable) -> tuple[list[torch.Tensor], tor
         t = t.detach().float().flatten()
         return t if t.numel() <= n else t[torch.randint(t.numel(), (n,), generator=gen)]
 
-    hooks = [c.register_forward_hook(lambda mod, inp, o, i=i: seen[i].append(sample(inp[0])))
-             for i, c in enumerate(convs)]
-    hooks.append(convs[-1].register_forward_hook(lambda mod, inp, o: out.append(sample(o))))
-    try:
-        for noisy, noise_map in batches:
-            model.network_noise(noisy, noise_map)
-    finally:
-        for h in hooks:
-            h.remove()
-    if not out:
-        raise ValueError("no calibration batches")
+    def watch(i: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        seen[i].append(sample(x))
+        if i == last:
+            out.append(sample(y))
+
+    _watch_convs(model, batches, watch)
     return [torch.cat(s) for s in seen], torch.cat(out)
 
 
@@ -252,29 +270,17 @@ def equalise_activations(model: DnCNN, batches: Iterable, strength: float = 1.0,
     migration strength is ``strength``): ``g_c = (max over channels / max of c) ** strength``,
     at most ``max_gain``, read on ``batches`` of ``(noisy, noise_map or None)``. The weights
     it divides get coarser against their channel's int8 step; QAT learns around that."""
-    body = list(model.body)
-    convs = [m for m in body if isinstance(m, nn.Conv2d)]
+    body, convs = list(model.body), _body_convs(model)
     between = [type(m) for m in body if not isinstance(m, nn.Conv2d)]
     if any(t is not nn.ReLU for t in between) or len(between) != len(convs) - 1:
         raise ValueError("equalise a folded model (fuse() it first): convolutions with one ReLU between each pair")
     peaks: list[torch.Tensor | None] = [None] * len(convs)
 
-    def keep_peak(i: int, x: torch.Tensor) -> None:
+    def keep_peak(i: int, x: torch.Tensor, _y: torch.Tensor) -> None:
         p = x.detach().float().amax(dim=(0, 2, 3))
         peaks[i] = p if peaks[i] is None else torch.maximum(peaks[i], p)
 
-    hooks = [c.register_forward_hook(lambda mod, inp, o, i=i: keep_peak(i, inp[0])) for i, c in enumerate(convs)]
-    was_training = model.training
-    model.eval()
-    try:
-        for noisy, noise_map in batches:
-            model.network_noise(noisy, noise_map)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    if peaks[0] is None:
-        raise ValueError("no calibration batches")
+    _watch_convs(model, batches, keep_peak)
     gains = []
     for before, conv, peak in zip(convs[:-1], convs[1:], peaks[1:]):
         g = (peak.max() / peak.clamp_min(peak.max() * 1e-6)) ** strength
@@ -310,7 +316,7 @@ def prepare_qat(model: DnCNN, spec: QuantSpec = QuantSpec(), calibration: Iterab
     frozen: the engine runs it in float."""
     qat = copy.deepcopy(model).float().fuse()
     qat.train()
-    convs = [m for m in qat.body if isinstance(m, nn.Conv2d)]
+    convs = _body_convs(qat)
     if calibration is not None:
         if spec.equalise:
             equalise_activations(qat, calibration, spec.equalise)

@@ -67,7 +67,9 @@ def markdown(report: dict) -> str:
              f"from {qat['steps']} QAT steps (batch {qat['train_batch_size']}, {qat['patch_size']} px crops, "
              f"learning rate {qat['learning_rate']:g}), weights ±{q['weight_max']}, last convolution "
              f"{'in float' if q['float_last'] else 'int8'}"
-             f"{'' if q.get('learn_activation_scale', True) else ', activation ranges fixed at calibration'}; float engine `{report['float_engine']}`; "
+             f"{'' if q.get('learn_activation_scale', True) else ', activation ranges fixed at calibration'}"
+             f"{', channels equalised (strength %g)' % q['equalise'] if q.get('equalise') else ''}; "
+             f"float engine `{report['float_engine']}`; "
              f"`{report['command']}`.", "",
              "| set | condition | images | float PSNR dB | int8 PSNR dB | Δ dB | worst image Δ dB |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
