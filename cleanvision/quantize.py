@@ -14,7 +14,8 @@ sees is what the engine runs:
   ``vpmaddubsw`` on CPUs without VNNI);
 - activations: uint8, one scale per tensor, zero point 0 (they follow a ReLU, which the
   quantiser's clamp then is); scales initialised by a least-squares search on calibration
-  batches and learned with LSQ (Esser et al. 2020). The first convolution's input is the image
+  batches and learned with LSQ (Esser et al. 2020), after each activation's channels are rescaled
+  to span more nearly the one range (:func:`equalise_activations`). The first convolution's input is the image
   (and noise map) at scale 1/255: an 8-bit photo is exact;
 - biases: int32 at scale input × weight scale, as QLinearConv adds them;
 - the last convolution's output (the predicted noise) is uint8 with zero point 128 when the

@@ -92,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--fixed_activation_ranges", action="store_true",
                    help="keep each activation range at its calibrated least-squares value instead of learning it "
                    "(LSQ): learned ranges shrink toward the common case and clip the activations impulses cause")
-    q.add_argument("--equalise", type=float, default=0.0, metavar="S",
-                   help="before calibration, rescale channels (0 to 1: how far) so each activation's channels span "
-                   "more nearly its one uint8 range; the float model's output is unchanged (default: 0, none)")
+    q.add_argument("--equalise", type=float, default=0.5, metavar="S",
+                   help="before calibration, rescale channels (0 to 1: how far; 0 = not) so each activation's "
+                   "channels span more nearly its one uint8 range; the float model's output is unchanged. 0.5 "
+                   "lost least of 0, 0.5 and 1 on the int8 gate (docs/speed.md) (default: 0.5)")
     q.add_argument("--calibration_batches", type=int, default=8,
                    help="training batches the first activation scales are fitted on (default: 8)")
     t = p.add_argument_group("optimisation")

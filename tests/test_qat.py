@@ -99,7 +99,7 @@ def test_qat_resumes_at_the_saved_step_and_writes_a_model_folder(tmp_path):
     assert meta["weights_sha256"] == sha256_file(src / "model.safetensors")
     assert json.loads(meta["quantization"]) == {"weight_max": 127, "float_last": True,
                                                 "learn_weight_scale": False,
-                                                "learn_activation_scale": True, "equalise": 0.0}  # the run's own
+                                                "learn_activation_scale": True, "equalise": 0.5}  # the run's own
     assert json.loads(meta["qat"])["steps"] == 6 and "quality_gate" not in meta
     assert json.loads((out / "qat_info.json").read_text())["steps"] == 6
 
