@@ -321,8 +321,7 @@ def prepare_qat(model: DnCNN, spec: QuantSpec = QuantSpec(), calibration: Iterab
     if calibration is not None:
         if spec.equalise:
             equalise_activations(qat, calibration, spec.equalise)
-        inputs, noise = _calibrate(qat.eval(), calibration)
-        qat.train()
+        inputs, noise = _calibrate(qat, calibration)  # in eval mode, then back to training
         scales = [1 / 255] + [best_scale(v, 0) for v in inputs[1:]]
         noise_scale = best_scale(noise, NOISE_ZERO_POINT)
     else:

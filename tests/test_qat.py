@@ -203,9 +203,9 @@ def test_equalised_activations_keep_the_float_output_and_even_out_the_channels(a
     x = torch.from_numpy(noisy).permute(2, 0, 1)[None].float() / 255
     model = load_model(ROOT / "cleanvision" / "weights" / "default").float().fuse()
 
-    def spreads() -> list[float]:
-        """Per body convolution after the first: median over channels of its input's largest value,
-        as a share of the largest over all channels."""
+    def spreads() -> tuple[torch.Tensor, list[float]]:
+        """The predicted noise, and per body convolution after the first: median over channels of
+        its input's largest value, as a share of the largest over all channels."""
         peaks = []
         hooks = [c.register_forward_hook(lambda m, inp, o: peaks.append(inp[0].amax(dim=(0, 2, 3))))
                  for c in model.body if isinstance(c, nn.Conv2d)]
