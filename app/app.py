@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -49,13 +50,15 @@ import cv2
 import gradio as gr
 
 from cleanvision import CleanVisionError, Denoiser, ImageReadError, metrics
-from cleanvision.image_io import (decode_image, dtype_white, encode_image, join_alpha, output_suffix, split_alpha,
-                                  write_image)
+from cleanvision.errors import FirstFrameOnly
+from cleanvision.image_io import (decode_image, dtype_white, encode_image, image_frames, join_alpha, output_suffix,
+                                  split_alpha, write_image)
 from cleanvision.inference import MODEL_ENV
 from cleanvision.noise import apply_noise
 from cleanvision.options import NOISE_LEVEL_RANGE
 
 log = logging.getLogger("cleanvision.app")
+warnings.filterwarnings("ignore", category=FirstFrameOnly)  # the visitor is told in the status line instead
 
 #: The Hub repo the hosted Space pulls its weights from.
 HUB_REPO = "cleanvision/cleanvision-dncnn"
@@ -169,8 +172,10 @@ def refuse(message: str, title: str = "Error") -> gr.Error:
     return gr.Error(message, title=title, print_exception=False)
 
 
-def read_upload(payload: dict | str | None, what: str = "an image") -> tuple[np.ndarray, str]:
-    """Decode an uploaded file, turning every problem into a ``gr.Error`` the visitor can read.
+def read_upload(payload: dict | str | None, what: str = "an image") -> tuple[np.ndarray, str, str]:
+    """Decode an uploaded file, turning every problem into a ``gr.Error`` the visitor can read:
+    the image, its file name, and a note for the status line ("" or, for an animated GIF or a
+    multi-page TIFF, that only its first frame was used).
 
     The handlers run with ``preprocess=False``: ``gr.Image`` would open the upload with Pillow
     first (a bad file fails there with a generic message; numpy mode makes 16-bit 8-bit), so
@@ -202,10 +207,13 @@ def read_upload(payload: dict | str | None, what: str = "an image") -> tuple[np.
     if size > MAX_FILE_BYTES:
         raise refuse(f"{name}: {size / 2**20:.1f} MB is over the upload limit of {MAX_FILE_MB} MB.",
                      "File too large")
+    data = p.read_bytes()
     try:
-        return decode_image(p.read_bytes(), name, max_pixels=MAX_PIXELS), name
+        img = decode_image(data, name, max_pixels=MAX_PIXELS)
     except ImageReadError as e:
         raise refuse(str(e), "Cannot read this image") from None
+    frames = image_frames(data)
+    return img, name, f" Only the first of its {frames} frames (or pages) was used." if frames > 1 else ""
 
 
 def checked(name: str, value: float | str | None) -> float:
@@ -384,7 +392,7 @@ def _restore_photo(den: Denoiser, image: dict | str | None, strength: float | No
     progress = progress or _no_progress
     strength = checked("strength", strength)  # before decoding: a refusal costs nothing
     noise_level = noise_level_of(den, noise_level)
-    img, name = read_upload(image, "a noisy photo")
+    img, name, frames_note = read_upload(image, "a noisy photo")
     r = _restore(den, img, strength, noise_level, progress)
     out = r.image
     folder = _new_folder()
@@ -401,7 +409,7 @@ def _restore_photo(den: Denoiser, image: dict | str | None, strength: float | No
     preview = (f" Previews are scaled to {PREVIEW_MAX_SIDE} px; the download is full size."
                if max(img.shape[:2]) > PREVIEW_MAX_SIDE else "")
     status = (f"**Restored** {_describe(img)}{_strength_note(strength)} in **{r.seconds:.2f} s**{_level_note(r)}. "
-              f"Download: lossless {kind} at full resolution{extra}.{preview}")
+              f"Download: lossless {kind} at full resolution{extra}.{preview}{frames_note}")
     return (before, after), str(download), status, r.level
 
 
@@ -427,14 +435,14 @@ def _degrade_and_restore(den: Denoiser, clean_image, sigma, salt_pepper, speckle
     params = {name: checked(name, value) for name, value in given.items()}
     seed, strength = checked("seed", seed), checked("strength", strength)
     noise_level = noise_level_of(den, noise_level)
-    clean, _ = read_upload(clean_image, "a clean image (or pick an example)")
-    note = ""
+    clean, _, note = read_upload(clean_image, "a clean image (or pick an example)")
+    note = f"\n\n{note.strip()}" if note else ""
     h, w = clean.shape[:2]
     if h * w > SYNTH_MAX_PIXELS:
         f = (SYNTH_MAX_PIXELS / (h * w)) ** 0.5
         size = (max(1, int(w * f)), max(1, int(h * f)))
         clean = cv2.resize(clean, size, interpolation=cv2.INTER_AREA)
-        note = f"\n\nThe {w}×{h} image was scaled to {size[0]}×{size[1]} for this demo."
+        note += f"\n\nThe {w}×{h} image was scaled to {size[0]}×{size[1]} for this demo."
     colour, alpha = split_alpha(clean)
     try:
         noisy_colour, _ = apply_noise(colour, params, seed)

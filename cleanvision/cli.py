@@ -146,15 +146,26 @@ def _run_jobs(jobs, errors, work, desc: str, outdir: Path, state=None) -> int:
     ``work`` raises :class:`Skipped` for an output already made this way (counted, exit code
     unchanged) and :class:`Kept` for one made otherwise (listed, one line each, exit code 1).
     """
+    import warnings
+
     from tqdm.auto import tqdm
 
-    done, skipped, kept = 0, [], []
+    from .errors import FirstFrameOnly
+
+    done, skipped, kept, notes, shown = 0, [], [], [], {}
     main = state is None or state.is_main_process
     try:
         for src, dest in tqdm(jobs, desc=desc, unit="img", disable=not jobs or not main and state is not None,
                               file=sys.stderr):
             try:
-                work(src, dest)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", FirstFrameOnly)
+                    work(src, dest)
+                for w in caught:  # a note under the summary, not a warning line through the progress bar
+                    if issubclass(w.category, FirstFrameOnly):
+                        notes.append(str(w.message))
+                    else:
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, registry=shown)
                 done += 1
             except Skipped as e:
                 skipped.append(str(e))
@@ -177,6 +188,10 @@ def _run_jobs(jobs, errors, work, desc: str, outdir: Path, state=None) -> int:
     print(summary + (f", {len(errors)} failed:" if errors else ""), file=sys.stderr)
     for line in errors:
         print(f"  {line}", file=sys.stderr)
+    if notes:
+        print(f"{rank}{len(notes)} written from the first frame or page only:", file=sys.stderr)
+        for line in notes:
+            print(f"  {line}", file=sys.stderr)
     if kept:
         print(f"{rank}{len(kept)} output(s) kept as they were, made with other settings than these; "
               "nothing was written for them (rerun with --overwrite to replace them):", file=sys.stderr)
@@ -385,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("denoise", help="restore images; writes lossless PNG/TIFF with the input's bit depth",
                        description=f"Restore images damaged by {DAMAGE}. Outputs are OUTDIR/<name><suffix>.png "
-                       "(or .tif; float images always .tif), same bit depth and channels as the input. "
+                       "(or .tif; float images always .tif), same bit depth and channels as the input; of an "
+                       "animated GIF or WebP or a multi-page TIFF only the first frame, listed at the end. "
                        + _rerun_help("model, engine, strength", "strength 1 -> 0.5",
                                      "with --suffix, named <name><suffix>", "<suffix>")
                        + " An output that would replace an input is refused without --overwrite. Exit code 1 if "

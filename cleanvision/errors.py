@@ -45,3 +45,9 @@ class Int8Unavailable(CleanVisionError):
     """The int8 engine cannot run this model: no int8 graph beside its weights, a graph made
     from other weights (stale), or no ONNX Runtime. ``engine="auto"`` falls back to a float
     engine instead; the message says which it was and how to fix it."""
+
+
+class FirstFrameOnly(UserWarning):
+    """A file holds several frames or pages (an animated GIF or WebP, a multi-page TIFF) and
+    only the first was read: warned, not raised, as the first frame is a usable image, but a
+    user restoring a scan's pages must be told the rest were not restored."""

@@ -1,8 +1,11 @@
 """Reading and writing images without surprises.
 
-* Reads PNG, JPEG, TIFF, BMP, WebP (and the first frame of a GIF) as **RGB order** numpy
+* Reads PNG, JPEG, TIFF, BMP, WebP and GIF as **RGB order** numpy
   arrays: ``H×W`` grey, ``H×W×3`` colour, ``H×W×4`` colour + alpha, ``H×W×2`` grey + alpha;
   8-bit (uint8), 16-bit (uint16) or float32 TIFF, exactly as stored, EXIF orientation applied.
+  Of a file with several frames or pages (animated GIF or WebP, multi-page TIFF) only the first
+  is read, with a :class:`~cleanvision.errors.FirstFrameOnly` warning; :func:`image_frames`
+  counts them.
 * Checks the pixel count from the header **before** decoding (decompression bombs), and
   that the file decodes completely (truncated files are errors, not grey blocks).
 * Writes losslessly (PNG, TIFF) with the input's bit depth, atomically: a temporary file in
@@ -33,7 +36,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ImageReadError, ImageWriteError, OutputExistsError
+from .errors import FirstFrameOnly, ImageReadError, ImageWriteError, OutputExistsError
 from .options import MAX_PIXELS  # noqa: F401 - re-exported: the default of every read
 #: Every file suffix read as an image (lower case); the one list for listing folders.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
@@ -145,9 +148,9 @@ def list_images(paths: str | os.PathLike | Sequence[str | os.PathLike], recursiv
 # ---------------------------------------------------------------------------- reading
 
 
-def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, int], bool]:
-    """Format, size and whether there is alpha, from the header only; verify PNG chunks and
-    JPEG completeness."""
+def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, int], bool, int]:
+    """Format, size, whether there is alpha and the number of frames, from the header only;
+    verify PNG chunks and JPEG completeness."""
     import io
 
     if not data:
@@ -162,8 +165,9 @@ def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, in
                 Image.MAX_IMAGE_PIXELS = old
             fmt, (w, h) = im.format or "?", im.size
             alpha = "A" in im.mode or "transparency" in im.info
+            frames = getattr(im, "n_frames", 1)
     except UnidentifiedImageError:
-        return "?", (0, 0), False  # Pillow cannot parse it (e.g. float RGB TIFF): OpenCV may
+        return "?", (0, 0), False, 1  # Pillow cannot parse it (e.g. float RGB TIFF): OpenCV may
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageReadError(f"{name}: unreadable image header ({e})") from None
     if w < 1 or h < 1:
@@ -178,12 +182,25 @@ def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, in
             Image.open(io.BytesIO(data)).load()  # full decode: raises on a truncated stream
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for corrupt data
         raise ImageReadError(f"{name}: corrupt or truncated {fmt} ({e})") from None
-    return fmt, (w, h), alpha
+    return fmt, (w, h), alpha, frames
+
+
+def image_frames(data: bytes) -> int:
+    """How many frames or pages the image bytes hold (1 for a still image or an unknown
+    format): :func:`decode_image` reads only the first."""
+    import io
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return max(1, int(getattr(Image.open(io.BytesIO(data)), "n_frames", 1)))
+    except Exception:  # noqa: BLE001 - what Pillow cannot parse, decode_image reports
+        return 1
 
 
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode image bytes to an RGB-order array (see module docstring)."""
-    fmt, (w, h), alpha = _header(data, name, max_pixels)
+    fmt, (w, h), alpha, frames = _header(data, name, max_pixels)
     buf = np.frombuffer(data, np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     decoded_alpha = img is not None and img.ndim == 3 and img.shape[2] in (2, 4)
@@ -208,6 +225,8 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
     if img.ndim == 3 and img.shape[2] >= 3:
         code = cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
         img = cv2.cvtColor(img, code)
+    if frames > 1:
+        warnings.warn(f"{name}: {frames} frames (or pages); only the first is read", FirstFrameOnly, stacklevel=2)
     return np.ascontiguousarray(img)
 
 

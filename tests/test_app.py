@@ -132,6 +132,19 @@ def test_restore_handler_strength(app_module, shipped, astronaut, tmp_path):
     assert default.endswith("mine_restored.png")
 
 
+def test_an_animated_upload_restores_its_first_frame_and_says_so(app_module, shipped, astronaut, tmp_path):
+    from PIL import Image
+
+    rgb = astronaut[:96, :128]
+    path = tmp_path / "anim.gif"
+    Image.fromarray(rgb).save(path, save_all=True, append_images=[Image.fromarray(255 - rgb)])
+    (before, _), download, status = app_module.restore(shipped, str(path))
+    assert np.abs(read_image(before).astype(int) - rgb).mean() < 8  # the first frame, through a GIF palette
+    assert read_image(download).shape == rgb.shape and "Only the first of its 2 frames" in status, status
+    _, _, report = app_module.degrade_and_restore(shipped, str(path), 25)
+    assert "Only the first of its 2 frames" in report, report
+
+
 def test_speckle_restores_with_a_level_by_brightness_and_says_so(app_module, shipped, coffee, tmp_path):
     """Speckle grows with brightness: in auto mode the app restores with the library's map (the
     same output as ``Denoiser`` in auto mode) and its status gives the map's range."""

@@ -130,6 +130,7 @@ def test_denoise_keeps_bit_depth_alpha_and_odd_files(tmp_path, capsys):
             img = read_image(dest)
             assert img.shape == c.shape and img.dtype == c.dtype, c.name
     assert f"{sum(1 for c in cases if c.error)} failed" in err
+    assert "1 written from the first frame or page only:\n  " in err and "animated.gif: 2 frames" in err
     src = read_image(tmp_path / "corpus" / "rgba.png")
     assert np.array_equal(read_image(out / "rgba_restored.png")[..., 3], src[..., 3])
 

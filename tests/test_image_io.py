@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cleanvision import ImageReadError, ImageWriteError, OutputExistsError
-from cleanvision.image_io import decode_image, read_image, write_image
+from cleanvision.errors import FirstFrameOnly
+from cleanvision.image_io import decode_image, image_frames, read_image, write_image
 
 from corpus import build
 
@@ -26,8 +29,12 @@ def test_corpus_behaves_as_documented(corpus):
             assert "\n" not in msg and case.path.name in msg, msg
             assert re.search(case.error, msg, re.I), f"{case.name}: {msg}"
         else:
-            img = read_image(case.path)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                img = read_image(case.path)
             assert img.shape == case.shape and img.dtype == case.dtype, case.name
+            frames_warned = [w for w in caught if issubclass(w.category, FirstFrameOnly)]
+            assert len(frames_warned) == (case.name == "animated.gif"), (case.name, caught)
 
 
 def test_exif_orientation_applied(corpus, astronaut):
@@ -35,6 +42,26 @@ def test_exif_orientation_applied(corpus, astronaut):
     stored = astronaut[::4, ::4][:64]
     expected = np.rot90(stored, -1)  # orientation 6: rotate clockwise
     assert np.abs(img.astype(int) - expected).mean() < 8  # JPEG loss only
+
+
+def test_only_the_first_frame_is_read_and_the_reader_says_so(tmp_path, astronaut):
+    """A multi-page TIFF scan or an animated GIF: the first page, with a warning that counts them."""
+    rgb = astronaut[::4, ::4]
+    pages = [Image.fromarray(rgb), Image.fromarray(255 - rgb), Image.fromarray(np.ascontiguousarray(rgb[::-1]))]
+    tif, gif = tmp_path / "scan.tif", tmp_path / "anim.gif"
+    pages[0].save(tif, save_all=True, append_images=pages[1:])
+    pages[0].save(gif, save_all=True, append_images=pages[1:2])
+    for path, n, tolerance in ((tif, 3, 0), (gif, 2, 8)):  # GIF: a 256-colour palette
+        with pytest.warns(FirstFrameOnly, match=rf"{path.name}: {n} frames"):
+            img = read_image(path)
+        assert image_frames(path.read_bytes()) == n
+        assert img.shape == rgb.shape and np.abs(img.astype(int) - rgb).mean() <= tolerance
+    still = tmp_path / "still.png"
+    write_image(still, rgb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_image(still)
+    assert image_frames(still.read_bytes()) == 1 and image_frames(b"not an image") == 1
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
