@@ -9,8 +9,9 @@ default (works offline); a folder or a Hub repo id from ``--model`` or ``CLEANVI
 (``SPACE_ID`` is set) the default is the Hub repo :data:`HUB_REPO`.
 
 Uploads are read as raw files and decoded by :func:`cleanvision.image_io.decode_image`, so
-16-bit depth, alpha and EXIF orientation survive; the download is a lossless full-resolution
-PNG with the input's bit depth (float TIFFs: a float32 TIFF, as the CLI writes them).
+16-bit depth, alpha, the colour profile and EXIF orientation survive; the download is a lossless
+full-resolution PNG with the input's bit depth and colour profile (float TIFFs: a float32 TIFF,
+as the CLI writes them).
 
 The two handlers, :func:`restore` and :func:`degrade_and_restore`, are plain functions of the
 denoiser and the inputs (tests call them directly); :func:`build_demo` makes the page and its
@@ -50,15 +51,15 @@ import cv2
 import gradio as gr
 
 from cleanvision import CleanVisionError, Denoiser, ImageReadError, metrics
-from cleanvision.errors import FirstFrameOnly
-from cleanvision.image_io import (decode_image, dtype_white, encode_image, image_frames, join_alpha, output_suffix,
-                                  split_alpha, write_image)
+from cleanvision.errors import NotKept
+from cleanvision.image_io import (colour_profile, decode_image, dtype_white, encode_image, image_frames, join_alpha,
+                                  output_suffix, split_alpha, write_image)
 from cleanvision.inference import MODEL_ENV
 from cleanvision.noise import apply_noise
 from cleanvision.options import NOISE_LEVEL_RANGE
 
 log = logging.getLogger("cleanvision.app")
-warnings.filterwarnings("ignore", category=FirstFrameOnly)  # the visitor is told in the status line instead
+warnings.filterwarnings("ignore", category=NotKept)  # frames: the status line says so; a profile: only where it cannot fit
 
 #: The Hub repo the hosted Space pulls its weights from.
 HUB_REPO = "cleanvision/cleanvision-dncnn"
@@ -172,10 +173,17 @@ def refuse(message: str, title: str = "Error") -> gr.Error:
     return gr.Error(message, title=title, print_exception=False)
 
 
-def read_upload(payload: dict | str | None, what: str = "an image") -> tuple[np.ndarray, str, str]:
-    """Decode an uploaded file, turning every problem into a ``gr.Error`` the visitor can read:
-    the image, its file name, and a note for the status line ("" or, for an animated GIF or a
-    multi-page TIFF, that only its first frame was used).
+class Upload(NamedTuple):
+    image: np.ndarray
+    name: str
+    #: for the status line: "" or, for an animated GIF or a multi-page TIFF, that only its first frame was used
+    note: str
+    #: the embedded ICC colour profile, written into the outputs (None: none)
+    profile: bytes | None
+
+
+def read_upload(payload: dict | str | None, what: str = "an image") -> Upload:
+    """Decode an uploaded file, turning every problem into a ``gr.Error`` the visitor can read.
 
     The handlers run with ``preprocess=False``: ``gr.Image`` would open the upload with Pillow
     first (a bad file fails there with a generic message; numpy mode makes 16-bit 8-bit), so
@@ -213,7 +221,8 @@ def read_upload(payload: dict | str | None, what: str = "an image") -> tuple[np.
     except ImageReadError as e:
         raise refuse(str(e), "Cannot read this image") from None
     frames = image_frames(data)
-    return img, name, f" Only the first of its {frames} frames (or pages) was used." if frames > 1 else ""
+    note = f" Only the first of its {frames} frames (or pages) was used." if frames > 1 else ""
+    return Upload(img, name, note, colour_profile(data))
 
 
 def checked(name: str, value: float | str | None) -> float:
@@ -287,8 +296,8 @@ def to_display(img: np.ndarray) -> np.ndarray:
     return img
 
 
-def _save_display(img: np.ndarray, path: Path) -> str:
-    path.write_bytes(encode_image(to_display(img), ".png"))
+def _save_display(img: np.ndarray, path: Path, profile: bytes | None = None) -> str:
+    path.write_bytes(encode_image(to_display(img), ".png", profile))  # browsers show a profile's colours
     return str(path)
 
 
@@ -392,18 +401,18 @@ def _restore_photo(den: Denoiser, image: dict | str | None, strength: float | No
     progress = progress or _no_progress
     strength = checked("strength", strength)  # before decoding: a refusal costs nothing
     noise_level = noise_level_of(den, noise_level)
-    img, name, frames_note = read_upload(image, "a noisy photo")
+    img, name, frames_note, profile = read_upload(image, "a noisy photo")
     r = _restore(den, img, strength, noise_level, progress)
     out = r.image
     folder = _new_folder()
     stem = Path(name).stem[:80] or "image"
     download = folder / f"{stem}_restored{output_suffix(out, '.png')}"
     try:
-        download.write_bytes(encode_image(out, download.suffix))
+        download.write_bytes(encode_image(out, download.suffix, profile))
     except CleanVisionError as e:
         raise refuse(f"Cannot save the result: {e}") from None
-    before = _save_display(img, folder / "before.png")
-    after = _save_display(out, folder / "after.png")
+    before = _save_display(img, folder / "before.png", profile)
+    after = _save_display(out, folder / "after.png", profile)
     extra = ", alpha kept" if split_alpha(img)[1] is not None else ""
     kind = {np.dtype(np.uint8): "8-bit PNG", np.dtype(np.uint16): "16-bit PNG"}.get(out.dtype, "float32 TIFF")
     preview = (f" Previews are scaled to {PREVIEW_MAX_SIDE} px; the download is full size."
@@ -435,7 +444,7 @@ def _degrade_and_restore(den: Denoiser, clean_image, sigma, salt_pepper, speckle
     params = {name: checked(name, value) for name, value in given.items()}
     seed, strength = checked("seed", seed), checked("strength", strength)
     noise_level = noise_level_of(den, noise_level)
-    clean, _, note = read_upload(clean_image, "a clean image (or pick an example)")
+    clean, _, note, profile = read_upload(clean_image, "a clean image (or pick an example)")
     note = f"\n\n{note.strip()}" if note else ""
     h, w = clean.shape[:2]
     if h * w > SYNTH_MAX_PIXELS:
@@ -459,8 +468,8 @@ def _degrade_and_restore(den: Denoiser, clean_image, sigma, salt_pepper, speckle
               f"| noisy | {_fmt_psnr(p_noisy)} | {_fmt_ssim(s_noisy)} |\n"
               f"| restored | {_fmt_psnr(p_rest)}{gain} | {_fmt_ssim(s_rest)} |\n\n"
               f"Restored {_describe(noisy)}{_strength_note(strength)} in **{r.seconds:.2f} s**{_level_note(r)}.{note}")
-    return (_save_display(noisy, folder / "noisy.png"), _save_display(restored, folder / "restored.png"), report,
-            r.level)
+    shown = [_save_display(im, folder / f"{what}.png", profile) for im, what in ((noisy, "noisy"), (restored, "restored"))]
+    return shown[0], shown[1], report, r.level
 
 
 def write_examples(folder: Path) -> tuple[list[str], list[str]]:

@@ -150,7 +150,7 @@ def _run_jobs(jobs, errors, work, desc: str, outdir: Path, state=None) -> int:
 
     from tqdm.auto import tqdm
 
-    from .errors import FirstFrameOnly
+    from .errors import NotKept
 
     done, skipped, kept, notes, shown = 0, [], [], [], {}
     main = state is None or state.is_main_process
@@ -159,10 +159,10 @@ def _run_jobs(jobs, errors, work, desc: str, outdir: Path, state=None) -> int:
                               file=sys.stderr):
             try:
                 with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", FirstFrameOnly)
+                    warnings.simplefilter("always", NotKept)
                     work(src, dest)
-                for w in caught:  # a note under the summary, not a warning line through the progress bar
-                    if issubclass(w.category, FirstFrameOnly):
+                for w in caught:  # listed under the summary, not a warning line through the progress bar
+                    if issubclass(w.category, NotKept):
                         notes.append(str(w.message))
                     else:
                         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, registry=shown)
@@ -189,7 +189,7 @@ def _run_jobs(jobs, errors, work, desc: str, outdir: Path, state=None) -> int:
     for line in errors:
         print(f"  {line}", file=sys.stderr)
     if notes:
-        print(f"{rank}{len(notes)} written from the first frame or page only:", file=sys.stderr)
+        print(f"{rank}{len(notes)} written without part of the input:", file=sys.stderr)
         for line in notes:
             print(f"  {line}", file=sys.stderr)
     if kept:
@@ -254,7 +254,7 @@ def _strength(text: str) -> float:
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
-    from .image_io import read_image, write_image
+    from .image_io import colour_profile, read_image, write_image
     from .inference import MODEL_ENV, Denoiser
     from .provenance import OutputRecord, model_identity
 
@@ -285,7 +285,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         check(src, dest)  # before the (slow) read and restore
         img = read_image(src, args.max_pixels)
         dest = _final_dest(src, dest, img, check)
-        write_image(dest, den(img, strength=args.strength, noise_level=args.noise_level), overwrite=args.overwrite)
+        write_image(dest, den(img, strength=args.strength, noise_level=args.noise_level), overwrite=args.overwrite,
+                    icc_profile=colour_profile(src))
         record.add(dest, "denoise", src, settings, model_name=model_name)
 
     try:
@@ -297,7 +298,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 def cmd_degrade(args: argparse.Namespace) -> int:
     import json
 
-    from .image_io import join_alpha, read_image, split_alpha, swap_rb, write_image
+    from .image_io import colour_profile, join_alpha, read_image, split_alpha, swap_rb, write_image
     from .noise import apply_noise, bench_rng, parse_noise_spec, random_mixture
     from .provenance import OutputRecord
 
@@ -322,7 +323,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         noisy, params = random_mixture(bgr, rng) if spec is None else apply_noise(bgr, spec, rng)
         noisy = join_alpha(swap_rb(noisy), alpha)
         dest = _final_dest(src, dest, noisy, check)
-        write_image(dest, noisy, overwrite=args.overwrite)
+        write_image(dest, noisy, overwrite=args.overwrite, icc_profile=colour_profile(src))
         record.add(dest, "degrade", src, settings)
         manifest[str(dest.relative_to(args.output))] = {"source": str(src), "seed": args.seed,
                                                         "noise": params}
@@ -401,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("denoise", help="restore images; writes lossless PNG/TIFF with the input's bit depth",
                        description=f"Restore images damaged by {DAMAGE}. Outputs are OUTDIR/<name><suffix>.png "
                        "(or .tif; float images always .tif), same bit depth and channels as the input; of an "
-                       "animated GIF or WebP or a multi-page TIFF only the first frame, listed at the end. "
+                       "animated GIF or WebP or a multi-page TIFF only the first frame, listed at the end; a PNG keeps the "
+                       "input's colour profile. "
                        + _rerun_help("model, engine, strength", "strength 1 -> 0.5",
                                      "with --suffix, named <name><suffix>", "<suffix>")
                        + " An output that would replace an input is refused without --overwrite. Exit code 1 if "

@@ -47,7 +47,9 @@ class Int8Unavailable(CleanVisionError):
     engine instead; the message says which it was and how to fix it."""
 
 
-class FirstFrameOnly(UserWarning):
-    """A file holds several frames or pages (an animated GIF or WebP, a multi-page TIFF) and
-    only the first was read: warned, not raised, as the first frame is a usable image, but a
-    user restoring a scan's pages must be told the rest were not restored."""
+class NotKept(UserWarning):
+    """Part of an input that an output does not carry: the frames after the first of an
+    animated GIF or a multi-page TIFF (only the first is read), or a colour profile that the
+    output cannot hold. Warned, not raised, as the output is still a good image, but the user
+    must be told what it lacks: the CLI lists these files under its summary, the app says it in
+    its status line."""

@@ -4,11 +4,14 @@
   arrays: ``H×W`` grey, ``H×W×3`` colour, ``H×W×4`` colour + alpha, ``H×W×2`` grey + alpha;
   8-bit (uint8), 16-bit (uint16) or float32 TIFF, exactly as stored, EXIF orientation applied.
   Of a file with several frames or pages (animated GIF or WebP, multi-page TIFF) only the first
-  is read, with a :class:`~cleanvision.errors.FirstFrameOnly` warning; :func:`image_frames`
-  counts them.
+  is read, with a :class:`~cleanvision.errors.NotKept` warning; :func:`image_frames`
+  counts them. :func:`colour_profile` gives the embedded ICC colour profile (a phone's Display
+  P3, a camera's Adobe RGB), which the pixels are in.
 * Checks the pixel count from the header **before** decoding (decompression bombs), and
   that the file decodes completely (truncated files are errors, not grey blocks).
-* Writes losslessly (PNG, TIFF) with the input's bit depth, atomically: a temporary file in
+* Writes losslessly (PNG, TIFF) with the input's bit depth and, in a PNG, the input's colour
+  profile when given (``icc_profile=``), so that a restored photo looks as its input did in a
+  colour-managed viewer; atomically: a temporary file in
   the same folder renamed into place, so a crash never leaves a half-written output, and
   never over an existing file unless asked. Written files get the mode a plain ``open()``
   gives under the umask (``-rw-r--r--`` under umask 022). TIFFs are deflate-compressed
@@ -27,8 +30,10 @@ Every problem raises :class:`~cleanvision.errors.ImageReadError` or
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 import warnings
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -36,7 +41,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import FirstFrameOnly, ImageReadError, ImageWriteError, OutputExistsError
+from .errors import NotKept, ImageReadError, ImageWriteError, OutputExistsError
 from .options import MAX_PIXELS  # noqa: F401 - re-exported: the default of every read
 #: Every file suffix read as an image (lower case); the one list for listing folders.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
@@ -198,6 +203,35 @@ def image_frames(data: bytes) -> int:
         return 1
 
 
+def colour_profile(source: bytes | str | os.PathLike) -> bytes | None:
+    """The ICC colour profile embedded in an image (its bytes, or a file), or None for none or
+    an unreadable file. The pixels :func:`decode_image` returns are in that colour space, so an
+    output that drops it shows other colours (a Display P3 photo looks washed out as sRGB)."""
+    import io
+
+    try:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(data)).info.get("icc_profile") or None
+    except Exception:  # noqa: BLE001 - what cannot be read has no profile to keep; decode_image reports it
+        return None
+
+
+def _profile_space(profile: bytes) -> str:
+    """The colour space an ICC profile describes ("RGB", "GRAY", "CMYK", ...): header bytes 16-19."""
+    return profile[16:20].decode("ascii", "replace").strip()
+
+
+def _with_profile(png: bytes, profile: bytes) -> bytes:
+    """A PNG from OpenCV with an ``iCCP`` chunk (the profile, deflated) right after ``IHDR``:
+    OpenCV writes no profile, and Pillow cannot write 16-bit colour PNGs."""
+    body = b"ICC profile\x00\x00" + zlib.compress(profile)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    end_of_ihdr = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, type, 13 data bytes and CRC
+    return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
+
+
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode image bytes to an RGB-order array (see module docstring)."""
     fmt, (w, h), alpha, frames = _header(data, name, max_pixels)
@@ -226,7 +260,7 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
         code = cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
         img = cv2.cvtColor(img, code)
     if frames > 1:
-        warnings.warn(f"{name}: {frames} frames (or pages); only the first is read", FirstFrameOnly, stacklevel=2)
+        warnings.warn(f"{name}: {frames} frames (or pages); only the first is read", NotKept, stacklevel=2)
     return np.ascontiguousarray(img)
 
 
@@ -258,10 +292,14 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
 # ---------------------------------------------------------------------------- writing
 
 
-def encode_image(img: np.ndarray, suffix: str = ".png") -> bytes:
+def encode_image(img: np.ndarray, suffix: str = ".png", icc_profile: bytes | None = None, name: str = "") -> bytes:
     """Encode losslessly (PNG or TIFF), keeping the bit depth. RGB order in; grey+alpha becomes RGBA.
 
-    TIFFs use :data:`TIFF_PARAMS` (deflate, no predictor)."""
+    TIFFs use :data:`TIFF_PARAMS` (deflate, no predictor). ``icc_profile`` (the input's, from
+    :func:`colour_profile`) is written into a PNG whose channels it fits (an RGB profile into a
+    colour PNG, a grey one into a grey PNG); where it cannot be (a TIFF, or a CMYK photo's
+    profile, whose pixels were read as RGB) a :class:`~cleanvision.errors.NotKept` warning
+    says so, naming ``name``."""
     if suffix.lower() not in WRITE_SUFFIXES:
         raise ImageWriteError(f"cannot write {suffix} losslessly; use one of {', '.join(WRITE_SUFFIXES)}")
     if img.dtype not in (np.uint8, np.uint16) and not (img.dtype == np.float32 and suffix.lower() != ".png"):
@@ -272,20 +310,29 @@ def encode_image(img: np.ndarray, suffix: str = ".png") -> bytes:
     if img.ndim == 3 and img.shape[2] >= 3:
         code = cv2.COLOR_RGBA2BGRA if img.shape[2] == 4 else cv2.COLOR_RGB2BGR
         img = cv2.cvtColor(img, code)
-    params = list(TIFF_PARAMS) if suffix.lower() in (".tif", ".tiff") else []
-    ok, buf = cv2.imencode(suffix.lower(), img, params)
+    tiff = suffix.lower() in (".tif", ".tiff")
+    ok, buf = cv2.imencode(suffix.lower(), img, list(TIFF_PARAMS) if tiff else [])
     if not ok:
         raise ImageWriteError(f"OpenCV could not encode a {img.shape} {img.dtype} image as {suffix}")
-    return buf.tobytes()
+    if not icc_profile:
+        return buf.tobytes()
+    space, fits = _profile_space(icc_profile), "GRAY" if img.ndim == 2 else "RGB"
+    if tiff or space != fits:
+        why = "a TIFF output holds none here (PNG keeps it)" if tiff else f"it does not fit the {fits} output"
+        warnings.warn(f"{name or 'image'}: its {space} colour profile is not kept: {why}", NotKept, stacklevel=2)
+        return buf.tobytes()
+    return _with_profile(buf.tobytes(), icc_profile)
 
 
-def write_image(path: str | os.PathLike, img: np.ndarray, overwrite: bool = False) -> Path:
-    """Write losslessly and atomically; refuse to replace an existing file unless ``overwrite``
+def write_image(path: str | os.PathLike, img: np.ndarray, overwrite: bool = False,
+                icc_profile: bytes | None = None) -> Path:
+    """Write losslessly and atomically, with the colour profile ``icc_profile`` where the format
+    holds it (:func:`encode_image`); refuse to replace an existing file unless ``overwrite``
     (:class:`~cleanvision.errors.OutputExistsError`, an ``ImageWriteError``)."""
     p = Path(path)
     if p.exists() and not overwrite:
         raise OutputExistsError(p)
-    return write_file(p, encode_image(img, p.suffix or ".png"), overwrite)
+    return write_file(p, encode_image(img, p.suffix or ".png", icc_profile, p.name), overwrite)
 
 
 def write_file(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:

@@ -145,6 +145,20 @@ def test_an_animated_upload_restores_its_first_frame_and_says_so(app_module, shi
     assert "Only the first of its 2 frames" in report, report
 
 
+def test_the_download_and_previews_keep_the_uploads_colour_profile(app_module, shipped, astronaut, tmp_path):
+    from PIL import Image, ImageCms
+
+    from cleanvision.image_io import colour_profile
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(astronaut[:96, :128]).save(path, quality=90, icc_profile=profile)
+    (before, after), download, _ = app_module.restore(shipped, str(path))
+    assert [colour_profile(p) for p in (before, after, download)] == [profile] * 3
+    noisy, restored, _ = app_module.degrade_and_restore(shipped, str(path), 25)
+    assert colour_profile(noisy) == colour_profile(restored) == profile
+
+
 def test_speckle_restores_with_a_level_by_brightness_and_says_so(app_module, shipped, coffee, tmp_path):
     """Speckle grows with brightness: in auto mode the app restores with the library's map (the
     same output as ``Denoiser`` in auto mode) and its status gives the map's range."""

@@ -130,9 +130,30 @@ def test_denoise_keeps_bit_depth_alpha_and_odd_files(tmp_path, capsys):
             img = read_image(dest)
             assert img.shape == c.shape and img.dtype == c.dtype, c.name
     assert f"{sum(1 for c in cases if c.error)} failed" in err
-    assert "1 written from the first frame or page only:\n  " in err and "animated.gif: 2 frames" in err
+    assert "1 written without part of the input:\n  " in err and "animated.gif: 2 frames" in err
     src = read_image(tmp_path / "corpus" / "rgba.png")
     assert np.array_equal(read_image(out / "rgba_restored.png")[..., 3], src[..., 3])
+
+
+def test_outputs_keep_the_inputs_colour_profile(tmp_path, astronaut, capsys):
+    """A phone photo's ICC profile goes into the restored (and the degraded) PNG; a TIFF output,
+    which cannot hold it here, is listed under the summary."""
+    from PIL import Image, ImageCms
+
+    from cleanvision.image_io import colour_profile
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "in" / "phone.jpg"
+    src.parent.mkdir()
+    Image.fromarray(astronaut[:96, :128]).save(src, quality=95, icc_profile=profile)
+    assert main(["denoise", str(src), "-o", str(tmp_path / "out")]) == 0
+    assert colour_profile(tmp_path / "out" / "phone.png") == profile
+    assert main(["degrade", str(src), "-o", str(tmp_path / "noisy"), "--noise", "gaussian=25"]) == 0
+    assert [colour_profile(p) for p in (tmp_path / "noisy").glob("*.png")] == [profile]
+    capsys.readouterr()
+    assert main(["denoise", str(src), "-o", str(tmp_path / "tif"), "--format", "tif"]) == 0
+    err = capsys.readouterr().err
+    assert "1 written without part of the input:" in err and "phone.tif: its RGB colour profile is not kept" in err
 
 
 def test_float_tiff_roundtrip(tmp_path):

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from cleanvision import ImageReadError, ImageWriteError, OutputExistsError
-from cleanvision.errors import FirstFrameOnly
-from cleanvision.image_io import decode_image, image_frames, read_image, write_image
+from cleanvision.errors import NotKept
+from cleanvision.image_io import colour_profile, decode_image, encode_image, image_frames, read_image, write_image
 
 from corpus import build
 
@@ -33,7 +33,7 @@ def test_corpus_behaves_as_documented(corpus):
                 warnings.simplefilter("always")
                 img = read_image(case.path)
             assert img.shape == case.shape and img.dtype == case.dtype, case.name
-            frames_warned = [w for w in caught if issubclass(w.category, FirstFrameOnly)]
+            frames_warned = [w for w in caught if issubclass(w.category, NotKept)]
             assert len(frames_warned) == (case.name == "animated.gif"), (case.name, caught)
 
 
@@ -52,7 +52,7 @@ def test_only_the_first_frame_is_read_and_the_reader_says_so(tmp_path, astronaut
     pages[0].save(tif, save_all=True, append_images=pages[1:])
     pages[0].save(gif, save_all=True, append_images=pages[1:2])
     for path, n, tolerance in ((tif, 3, 0), (gif, 2, 8)):  # GIF: a 256-colour palette
-        with pytest.warns(FirstFrameOnly, match=rf"{path.name}: {n} frames"):
+        with pytest.warns(NotKept, match=rf"{path.name}: {n} frames"):
             img = read_image(path)
         assert image_frames(path.read_bytes()) == n
         assert img.shape == rgb.shape and np.abs(img.astype(int) - rgb).mean() <= tolerance
@@ -62,6 +62,28 @@ def test_only_the_first_frame_is_read_and_the_reader_says_so(tmp_path, astronaut
         warnings.simplefilter("error")
         read_image(still)
     assert image_frames(still.read_bytes()) == 1 and image_frames(b"not an image") == 1
+
+
+def test_a_png_keeps_the_colour_profile_and_the_writer_says_where_it_cannot(tmp_path, astronaut):
+    """A phone photo's profile (Display P3 and the like) travels into the PNG, pixels unchanged."""
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    jpg = tmp_path / "phone.jpg"
+    Image.fromarray(astronaut).save(jpg, quality=95, icc_profile=profile)
+    assert colour_profile(jpg) == profile and colour_profile(jpg.read_bytes()) == profile
+    img = read_image(jpg)
+    for out in (img, img.astype(np.uint16) * 257, np.dstack([img, img[..., :1]])):
+        path = write_image(tmp_path / f"out{out.dtype}{out.shape[2]}.png", out, icc_profile=profile)
+        with Image.open(path) as im:
+            assert im.info.get("icc_profile") == profile, (out.dtype, out.shape)
+        np.testing.assert_array_equal(read_image(path), out)
+    assert colour_profile(write_image(tmp_path / "plain.png", img)) is None
+    with pytest.warns(NotKept, match="phone.jpg: its RGB colour profile is not kept: a TIFF"):
+        encode_image(img, ".tif", profile, "phone.jpg")
+    with pytest.warns(NotKept, match="does not fit the GRAY output"):
+        assert colour_profile(encode_image(img[..., 0], ".png", profile, "phone.jpg")) is None
+    assert colour_profile(b"not an image") is None
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
