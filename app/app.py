@@ -10,7 +10,7 @@ default (works offline); a folder or a Hub repo id from ``--model`` or ``CLEANVI
 
 Uploads are read as raw files and decoded by :func:`cleanvision.image_io.decode_image`, so
 16-bit depth, alpha, the colour profile and EXIF orientation survive; the download is a lossless
-full-resolution PNG with the input's bit depth and colour profile (float TIFFs: a float32 TIFF,
+full-resolution PNG with the input's bit depth, colour profile and EXIF record (float TIFFs: a float32 TIFF,
 as the CLI writes them).
 
 The two handlers, :func:`restore` and :func:`degrade_and_restore`, are plain functions of the
@@ -52,14 +52,14 @@ import gradio as gr
 
 from cleanvision import CleanVisionError, Denoiser, ImageReadError, metrics
 from cleanvision.errors import NotKept
-from cleanvision.image_io import (colour_profile, decode_image, dtype_white, encode_image, image_frames, join_alpha,
-                                  output_suffix, split_alpha, write_image)
+from cleanvision.image_io import (Metadata, decode_image, dtype_white, encode_image, image_frames, join_alpha,
+                                  output_suffix, photo_metadata, split_alpha, write_image)
 from cleanvision.inference import MODEL_ENV
 from cleanvision.noise import apply_noise
 from cleanvision.options import NOISE_LEVEL_RANGE
 
 log = logging.getLogger("cleanvision.app")
-warnings.filterwarnings("ignore", category=NotKept)  # frames: the status line says so; a profile: only where it cannot fit
+warnings.filterwarnings("ignore", category=NotKept)  # frames: the status line says so; metadata: only where it cannot fit
 
 #: The Hub repo the hosted Space pulls its weights from.
 HUB_REPO = "cleanvision/cleanvision-dncnn"
@@ -178,8 +178,8 @@ class Upload(NamedTuple):
     name: str
     #: for the status line: "" or, for an animated GIF or a multi-page TIFF, that only its first frame was used
     note: str
-    #: the embedded ICC colour profile, written into the outputs (None: none)
-    profile: bytes | None
+    #: its colour profile and EXIF record, written into the outputs
+    metadata: Metadata
 
 
 def read_upload(payload: dict | str | None, what: str = "an image") -> Upload:
@@ -222,7 +222,7 @@ def read_upload(payload: dict | str | None, what: str = "an image") -> Upload:
         raise refuse(str(e), "Cannot read this image") from None
     frames = image_frames(data)
     note = f" Only the first of its {frames} frames (or pages) was used." if frames > 1 else ""
-    return Upload(img, name, note, colour_profile(data))
+    return Upload(img, name, note, photo_metadata(data))
 
 
 def checked(name: str, value: float | str | None) -> float:
@@ -296,8 +296,8 @@ def to_display(img: np.ndarray) -> np.ndarray:
     return img
 
 
-def _save_display(img: np.ndarray, path: Path, profile: bytes | None = None) -> str:
-    path.write_bytes(encode_image(to_display(img), ".png", profile))  # browsers show a profile's colours
+def _save_display(img: np.ndarray, path: Path, metadata: Metadata | None = None) -> str:
+    path.write_bytes(encode_image(to_display(img), ".png", metadata))  # browsers show a profile's colours
     return str(path)
 
 
@@ -401,18 +401,18 @@ def _restore_photo(den: Denoiser, image: dict | str | None, strength: float | No
     progress = progress or _no_progress
     strength = checked("strength", strength)  # before decoding: a refusal costs nothing
     noise_level = noise_level_of(den, noise_level)
-    img, name, frames_note, profile = read_upload(image, "a noisy photo")
+    img, name, frames_note, metadata = read_upload(image, "a noisy photo")
     r = _restore(den, img, strength, noise_level, progress)
     out = r.image
     folder = _new_folder()
     stem = Path(name).stem[:80] or "image"
     download = folder / f"{stem}_restored{output_suffix(out, '.png')}"
     try:
-        download.write_bytes(encode_image(out, download.suffix, profile))
+        download.write_bytes(encode_image(out, download.suffix, metadata))
     except CleanVisionError as e:
         raise refuse(f"Cannot save the result: {e}") from None
-    before = _save_display(img, folder / "before.png", profile)
-    after = _save_display(out, folder / "after.png", profile)
+    before = _save_display(img, folder / "before.png", metadata)
+    after = _save_display(out, folder / "after.png", metadata)
     extra = ", alpha kept" if split_alpha(img)[1] is not None else ""
     kind = {np.dtype(np.uint8): "8-bit PNG", np.dtype(np.uint16): "16-bit PNG"}.get(out.dtype, "float32 TIFF")
     preview = (f" Previews are scaled to {PREVIEW_MAX_SIDE} px; the download is full size."
@@ -444,7 +444,7 @@ def _degrade_and_restore(den: Denoiser, clean_image, sigma, salt_pepper, speckle
     params = {name: checked(name, value) for name, value in given.items()}
     seed, strength = checked("seed", seed), checked("strength", strength)
     noise_level = noise_level_of(den, noise_level)
-    clean, _, note, profile = read_upload(clean_image, "a clean image (or pick an example)")
+    clean, _, note, metadata = read_upload(clean_image, "a clean image (or pick an example)")
     note = f"\n\n{note.strip()}" if note else ""
     h, w = clean.shape[:2]
     if h * w > SYNTH_MAX_PIXELS:
@@ -468,7 +468,7 @@ def _degrade_and_restore(den: Denoiser, clean_image, sigma, salt_pepper, speckle
               f"| noisy | {_fmt_psnr(p_noisy)} | {_fmt_ssim(s_noisy)} |\n"
               f"| restored | {_fmt_psnr(p_rest)}{gain} | {_fmt_ssim(s_rest)} |\n\n"
               f"Restored {_describe(noisy)}{_strength_note(strength)} in **{r.seconds:.2f} s**{_level_note(r)}.{note}")
-    shown = [_save_display(im, folder / f"{what}.png", profile) for im, what in ((noisy, "noisy"), (restored, "restored"))]
+    shown = [_save_display(im, folder / f"{what}.png", metadata) for im, what in ((noisy, "noisy"), (restored, "restored"))]
     return shown[0], shown[1], report, r.level
 
 

@@ -254,7 +254,7 @@ def _strength(text: str) -> float:
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
-    from .image_io import colour_profile, read_image, write_image
+    from .image_io import photo_metadata, read_image, write_image
     from .inference import MODEL_ENV, Denoiser
     from .provenance import OutputRecord, model_identity
 
@@ -286,7 +286,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         img = read_image(src, args.max_pixels)
         dest = _final_dest(src, dest, img, check)
         write_image(dest, den(img, strength=args.strength, noise_level=args.noise_level), overwrite=args.overwrite,
-                    icc_profile=colour_profile(src))
+                    metadata=photo_metadata(src))
         record.add(dest, "denoise", src, settings, model_name=model_name)
 
     try:
@@ -298,7 +298,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 def cmd_degrade(args: argparse.Namespace) -> int:
     import json
 
-    from .image_io import colour_profile, join_alpha, read_image, split_alpha, swap_rb, write_image
+    from .image_io import join_alpha, photo_metadata, read_image, split_alpha, swap_rb, write_image
     from .noise import apply_noise, bench_rng, parse_noise_spec, random_mixture
     from .provenance import OutputRecord
 
@@ -323,7 +323,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         noisy, params = random_mixture(bgr, rng) if spec is None else apply_noise(bgr, spec, rng)
         noisy = join_alpha(swap_rb(noisy), alpha)
         dest = _final_dest(src, dest, noisy, check)
-        write_image(dest, noisy, overwrite=args.overwrite, icc_profile=colour_profile(src))
+        write_image(dest, noisy, overwrite=args.overwrite, metadata=photo_metadata(src))
         record.add(dest, "degrade", src, settings)
         manifest[str(dest.relative_to(args.output))] = {"source": str(src), "seed": args.seed,
                                                         "noise": params}
@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description=f"Restore images damaged by {DAMAGE}. Outputs are OUTDIR/<name><suffix>.png "
                        "(or .tif; float images always .tif), same bit depth and channels as the input; of an "
                        "animated GIF or WebP or a multi-page TIFF only the first frame, listed at the end; a PNG keeps the "
-                       "input's colour profile. "
+                       "input's colour profile and EXIF record. "
                        + _rerun_help("model, engine, strength", "strength 1 -> 0.5",
                                      "with --suffix, named <name><suffix>", "<suffix>")
                        + " An output that would replace an input is refused without --overwrite. Exit code 1 if "

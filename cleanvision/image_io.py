@@ -5,13 +5,13 @@
   8-bit (uint8), 16-bit (uint16) or float32 TIFF, exactly as stored, EXIF orientation applied.
   Of a file with several frames or pages (animated GIF or WebP, multi-page TIFF) only the first
   is read, with a :class:`~cleanvision.errors.NotKept` warning; :func:`image_frames`
-  counts them. :func:`colour_profile` gives the embedded ICC colour profile (a phone's Display
-  P3, a camera's Adobe RGB), which the pixels are in.
+  counts them. :func:`photo_metadata` gives what the file records beyond the pixels: the ICC
+  colour profile they are in (a phone's Display P3, a camera's Adobe RGB) and the EXIF record.
 * Checks the pixel count from the header **before** decoding (decompression bombs), and
   that the file decodes completely (truncated files are errors, not grey blocks).
 * Writes losslessly (PNG, TIFF) with the input's bit depth and, in a PNG, the input's colour
-  profile when given (``icc_profile=``), so that a restored photo looks as its input did in a
-  colour-managed viewer; atomically: a temporary file in
+  profile and EXIF record when given (``metadata=``), so that a restored photo looks as its
+  input did in a colour-managed viewer and keeps its date and camera; atomically: a temporary file in
   the same folder renamed into place, so a crash never leaves a half-written output, and
   never over an existing file unless asked. Written files get the mode a plain ``open()``
   gives under the umask (``-rw-r--r--`` under umask 022). TIFFs are deflate-compressed
@@ -34,6 +34,7 @@ import struct
 import tempfile
 import warnings
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -41,7 +42,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import NotKept, ImageReadError, ImageWriteError, OutputExistsError
+from .errors import ImageReadError, ImageWriteError, NotKept, OutputExistsError
 from .options import MAX_PIXELS  # noqa: F401 - re-exported: the default of every read
 #: Every file suffix read as an image (lower case); the one list for listing folders.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
@@ -203,19 +204,40 @@ def image_frames(data: bytes) -> int:
         return 1
 
 
-def colour_profile(source: bytes | str | os.PathLike) -> bytes | None:
-    """The ICC colour profile embedded in an image (its bytes, or a file), or None for none or
-    an unreadable file. The pixels :func:`decode_image` returns are in that colour space, so an
-    output that drops it shows other colours (a Display P3 photo looks washed out as sRGB)."""
+@dataclass(frozen=True)
+class Metadata:
+    """What a photo file records beyond its pixels that an output should carry (:func:`encode_image`):
+    the ICC colour profile, the colour space the pixels are in (a Display P3 photo written
+    without it looks washed out), and the EXIF record (camera, date taken, exposure) with its
+    orientation set to upright, as an output's pixels are what was read and must not be turned again."""
+
+    icc_profile: bytes | None = None
+    #: TIFF-structured EXIF, as a PNG ``eXIf`` chunk holds it (no ``Exif\0\0`` header)
+    exif: bytes | None = None
+
+
+#: The EXIF orientation tag, and the formats whose EXIF record describes the photo (a TIFF's
+#: tags describe its own file layout instead).
+ORIENTATION, EXIF_FORMATS = 0x0112, ("JPEG", "MPO", "PNG", "WEBP")
+
+
+def photo_metadata(source: bytes | str | os.PathLike) -> Metadata:
+    """The colour profile and EXIF record of an image (its bytes, or a file); empty for none or
+    an unreadable file (what cannot be read, :func:`decode_image` reports)."""
     import io
 
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return Image.open(io.BytesIO(data)).info.get("icc_profile") or None
-    except Exception:  # noqa: BLE001 - what cannot be read has no profile to keep; decode_image reports it
-        return None
+            im = Image.open(io.BytesIO(data))
+            exif = im.getexif() if im.format in EXIF_FORMATS else {}
+            if ORIENTATION in exif:
+                exif[ORIENTATION] = 1
+            record = exif.tobytes().removeprefix(b"Exif\x00\x00") if exif else b""
+            return Metadata(im.info.get("icc_profile") or None, record or None)
+    except Exception:  # noqa: BLE001 - Pillow raises many types for odd files
+        return Metadata()
 
 
 def _profile_space(profile: bytes) -> str:
@@ -223,13 +245,13 @@ def _profile_space(profile: bytes) -> str:
     return profile[16:20].decode("ascii", "replace").strip()
 
 
-def _with_profile(png: bytes, profile: bytes) -> bytes:
-    """A PNG from OpenCV with an ``iCCP`` chunk (the profile, deflated) right after ``IHDR``:
-    OpenCV writes no profile, and Pillow cannot write 16-bit colour PNGs."""
-    body = b"ICC profile\x00\x00" + zlib.compress(profile)
-    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+def _with_chunks(png: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG from OpenCV with ``(type, data)`` chunks inserted right after ``IHDR``: OpenCV
+    writes no profile or EXIF, and Pillow cannot write 16-bit colour PNGs."""
     end_of_ihdr = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, type, 13 data bytes and CRC
-    return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
+    new = b"".join(struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+                   for kind, body in chunks)
+    return png[:end_of_ihdr] + new + png[end_of_ihdr:]
 
 
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -292,14 +314,14 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
 # ---------------------------------------------------------------------------- writing
 
 
-def encode_image(img: np.ndarray, suffix: str = ".png", icc_profile: bytes | None = None, name: str = "") -> bytes:
+def encode_image(img: np.ndarray, suffix: str = ".png", metadata: Metadata | None = None, name: str = "") -> bytes:
     """Encode losslessly (PNG or TIFF), keeping the bit depth. RGB order in; grey+alpha becomes RGBA.
 
-    TIFFs use :data:`TIFF_PARAMS` (deflate, no predictor). ``icc_profile`` (the input's, from
-    :func:`colour_profile`) is written into a PNG whose channels it fits (an RGB profile into a
-    colour PNG, a grey one into a grey PNG); where it cannot be (a TIFF, or a CMYK photo's
-    profile, whose pixels were read as RGB) a :class:`~cleanvision.errors.NotKept` warning
-    says so, naming ``name``."""
+    TIFFs use :data:`TIFF_PARAMS` (deflate, no predictor). ``metadata`` (the input's, from
+    :func:`photo_metadata`) goes into a PNG: the EXIF record, and the colour profile where it
+    fits the channels (an RGB profile into a colour PNG, a grey one into a grey PNG). What
+    cannot be kept (anything, in a TIFF; a CMYK photo's profile, whose pixels were read as RGB)
+    a :class:`~cleanvision.errors.NotKept` warning names, with ``name``."""
     if suffix.lower() not in WRITE_SUFFIXES:
         raise ImageWriteError(f"cannot write {suffix} losslessly; use one of {', '.join(WRITE_SUFFIXES)}")
     if img.dtype not in (np.uint8, np.uint16) and not (img.dtype == np.float32 and suffix.lower() != ".png"):
@@ -314,25 +336,34 @@ def encode_image(img: np.ndarray, suffix: str = ".png", icc_profile: bytes | Non
     ok, buf = cv2.imencode(suffix.lower(), img, list(TIFF_PARAMS) if tiff else [])
     if not ok:
         raise ImageWriteError(f"OpenCV could not encode a {img.shape} {img.dtype} image as {suffix}")
-    if not icc_profile:
-        return buf.tobytes()
-    space, fits = _profile_space(icc_profile), "GRAY" if img.ndim == 2 else "RGB"
-    if tiff or space != fits:
-        why = "a TIFF output holds none here (PNG keeps it)" if tiff else f"it does not fit the {fits} output"
-        warnings.warn(f"{name or 'image'}: its {space} colour profile is not kept: {why}", NotKept, stacklevel=2)
-        return buf.tobytes()
-    return _with_profile(buf.tobytes(), icc_profile)
+    meta = metadata or Metadata()
+    chunks, lost = [], []
+    if meta.icc_profile:
+        space, fits = _profile_space(meta.icc_profile), "GRAY" if img.ndim == 2 else "RGB"
+        if tiff or space != fits:
+            lost.append(f"its {space} colour profile" + ("" if tiff else f" (it does not fit the {fits} output)"))
+        else:
+            chunks.append((b"iCCP", b"ICC profile\x00\x00" + zlib.compress(meta.icc_profile)))
+    if meta.exif:
+        if tiff:
+            lost.append("its EXIF record")
+        else:
+            chunks.append((b"eXIf", meta.exif))
+    if lost:
+        why = ": a TIFF output holds no metadata here (a PNG keeps it)" if tiff else ""
+        warnings.warn(f"{name or 'image'}: not kept: {' and '.join(lost)}{why}", NotKept, stacklevel=2)
+    return _with_chunks(buf.tobytes(), chunks) if chunks else buf.tobytes()
 
 
 def write_image(path: str | os.PathLike, img: np.ndarray, overwrite: bool = False,
-                icc_profile: bytes | None = None) -> Path:
-    """Write losslessly and atomically, with the colour profile ``icc_profile`` where the format
-    holds it (:func:`encode_image`); refuse to replace an existing file unless ``overwrite``
+                metadata: Metadata | None = None) -> Path:
+    """Write losslessly and atomically, with the input's ``metadata`` where the format holds it
+    (:func:`encode_image`); refuse to replace an existing file unless ``overwrite``
     (:class:`~cleanvision.errors.OutputExistsError`, an ``ImageWriteError``)."""
     p = Path(path)
     if p.exists() and not overwrite:
         raise OutputExistsError(p)
-    return write_file(p, encode_image(img, p.suffix or ".png", icc_profile, p.name), overwrite)
+    return write_file(p, encode_image(img, p.suffix or ".png", metadata, p.name), overwrite)
 
 
 def write_file(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:

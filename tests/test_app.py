@@ -145,18 +145,22 @@ def test_an_animated_upload_restores_its_first_frame_and_says_so(app_module, shi
     assert "Only the first of its 2 frames" in report, report
 
 
-def test_the_download_and_previews_keep_the_uploads_colour_profile(app_module, shipped, astronaut, tmp_path):
+def test_the_download_and_previews_keep_the_uploads_colour_profile_and_exif(app_module, shipped, astronaut, tmp_path):
     from PIL import Image, ImageCms
 
-    from cleanvision.image_io import colour_profile
+    from cleanvision.image_io import photo_metadata
 
+    exif = Image.Exif()
+    exif[0x0132] = "2026:12:01 10:00:00"
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     path = tmp_path / "phone.jpg"
-    Image.fromarray(astronaut[:96, :128]).save(path, quality=90, icc_profile=profile)
+    Image.fromarray(astronaut[:96, :128]).save(path, quality=90, icc_profile=profile, exif=exif)
+    meta = photo_metadata(path)
+    assert meta.icc_profile == profile and meta.exif
     (before, after), download, _ = app_module.restore(shipped, str(path))
-    assert [colour_profile(p) for p in (before, after, download)] == [profile] * 3
+    assert [photo_metadata(p) for p in (before, after, download)] == [meta] * 3
     noisy, restored, _ = app_module.degrade_and_restore(shipped, str(path), 25)
-    assert colour_profile(noisy) == colour_profile(restored) == profile
+    assert photo_metadata(noisy) == photo_metadata(restored) == meta
 
 
 def test_speckle_restores_with_a_level_by_brightness_and_says_so(app_module, shipped, coffee, tmp_path):

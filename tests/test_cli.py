@@ -135,25 +135,29 @@ def test_denoise_keeps_bit_depth_alpha_and_odd_files(tmp_path, capsys):
     assert np.array_equal(read_image(out / "rgba_restored.png")[..., 3], src[..., 3])
 
 
-def test_outputs_keep_the_inputs_colour_profile(tmp_path, astronaut, capsys):
-    """A phone photo's ICC profile goes into the restored (and the degraded) PNG; a TIFF output,
-    which cannot hold it here, is listed under the summary."""
+def test_outputs_keep_the_inputs_colour_profile_and_exif(tmp_path, astronaut, capsys):
+    """A phone photo's ICC profile and EXIF go into the restored (and the degraded) PNG; a TIFF
+    output, which cannot hold them here, is listed under the summary."""
     from PIL import Image, ImageCms
 
-    from cleanvision.image_io import colour_profile
+    from cleanvision.image_io import photo_metadata
 
+    exif = Image.Exif()
+    exif[0x0110] = "Phone 9"
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     src = tmp_path / "in" / "phone.jpg"
     src.parent.mkdir()
-    Image.fromarray(astronaut[:96, :128]).save(src, quality=95, icc_profile=profile)
+    Image.fromarray(astronaut[:96, :128]).save(src, quality=95, icc_profile=profile, exif=exif)
+    meta = photo_metadata(src)
+    assert meta.icc_profile == profile and meta.exif
     assert main(["denoise", str(src), "-o", str(tmp_path / "out")]) == 0
-    assert colour_profile(tmp_path / "out" / "phone.png") == profile
+    assert photo_metadata(tmp_path / "out" / "phone.png") == meta
     assert main(["degrade", str(src), "-o", str(tmp_path / "noisy"), "--noise", "gaussian=25"]) == 0
-    assert [colour_profile(p) for p in (tmp_path / "noisy").glob("*.png")] == [profile]
+    assert [photo_metadata(p) for p in (tmp_path / "noisy").glob("*.png")] == [meta]
     capsys.readouterr()
     assert main(["denoise", str(src), "-o", str(tmp_path / "tif"), "--format", "tif"]) == 0
     err = capsys.readouterr().err
-    assert "1 written without part of the input:" in err and "phone.tif: its RGB colour profile is not kept" in err
+    assert "1 written without part of the input:" in err and "phone.tif: not kept: its RGB colour profile" in err
 
 
 def test_float_tiff_roundtrip(tmp_path):

@@ -10,7 +10,8 @@ from PIL import Image
 
 from cleanvision import ImageReadError, ImageWriteError, OutputExistsError
 from cleanvision.errors import NotKept
-from cleanvision.image_io import colour_profile, decode_image, encode_image, image_frames, read_image, write_image
+from cleanvision.image_io import (Metadata, decode_image, encode_image, image_frames, photo_metadata, read_image,
+                                  write_image)
 
 from corpus import build
 
@@ -64,26 +65,41 @@ def test_only_the_first_frame_is_read_and_the_reader_says_so(tmp_path, astronaut
     assert image_frames(still.read_bytes()) == 1 and image_frames(b"not an image") == 1
 
 
-def test_a_png_keeps_the_colour_profile_and_the_writer_says_where_it_cannot(tmp_path, astronaut):
-    """A phone photo's profile (Display P3 and the like) travels into the PNG, pixels unchanged."""
+def _phone_jpeg(path, rgb: np.ndarray) -> bytes:
+    """A JPEG as a phone writes one: a colour profile, and EXIF with camera, date and "turn 90°"."""
     from PIL import ImageCms
 
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0110], exif[0x0132], exif[0x0112] = "Phone 9", "2026:12:01 10:00:00", 6
+    Image.fromarray(rgb).save(path, quality=95, icc_profile=profile, exif=exif)
+    return profile
+
+
+def test_a_png_keeps_the_colour_profile_and_exif_and_the_writer_says_where_it_cannot(tmp_path, astronaut):
+    """A phone photo's profile (Display P3 and the like) and EXIF travel into the PNG, pixels
+    unchanged, the EXIF turned upright as the pixels were read."""
     jpg = tmp_path / "phone.jpg"
-    Image.fromarray(astronaut).save(jpg, quality=95, icc_profile=profile)
-    assert colour_profile(jpg) == profile and colour_profile(jpg.read_bytes()) == profile
+    profile = _phone_jpeg(jpg, astronaut[:64])
+    meta = photo_metadata(jpg)
+    assert meta == photo_metadata(jpg.read_bytes()) and meta.icc_profile == profile
     img = read_image(jpg)
+    assert img.shape == (512, 64, 3)  # read upright
     for out in (img, img.astype(np.uint16) * 257, np.dstack([img, img[..., :1]])):
-        path = write_image(tmp_path / f"out{out.dtype}{out.shape[2]}.png", out, icc_profile=profile)
+        path = write_image(tmp_path / f"out{out.dtype}{out.shape[2]}.png", out, metadata=meta)
         with Image.open(path) as im:
             assert im.info.get("icc_profile") == profile, (out.dtype, out.shape)
-        np.testing.assert_array_equal(read_image(path), out)
-    assert colour_profile(write_image(tmp_path / "plain.png", img)) is None
-    with pytest.warns(NotKept, match="phone.jpg: its RGB colour profile is not kept: a TIFF"):
-        encode_image(img, ".tif", profile, "phone.jpg")
+            exif = im.getexif()
+            assert (exif[0x0110], exif[0x0132], exif[0x0112]) == ("Phone 9", "2026:12:01 10:00:00", 1)
+        np.testing.assert_array_equal(read_image(path), out)  # not turned a second time
+        assert photo_metadata(path) == meta
+    assert photo_metadata(write_image(tmp_path / "plain.png", img)) == Metadata()
+    with pytest.warns(NotKept, match="phone.jpg: not kept: its RGB colour profile and its EXIF record: a TIFF"):
+        encode_image(img, ".tif", meta, "phone.jpg")
     with pytest.warns(NotKept, match="does not fit the GRAY output"):
-        assert colour_profile(encode_image(img[..., 0], ".png", profile, "phone.jpg")) is None
-    assert colour_profile(b"not an image") is None
+        grey = encode_image(img[..., 0], ".png", meta, "phone.jpg")
+    assert photo_metadata(grey).icc_profile is None and photo_metadata(grey).exif == meta.exif
+    assert photo_metadata(b"not an image") == Metadata()
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
