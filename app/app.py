@@ -52,8 +52,8 @@ import gradio as gr
 
 from cleanvision import CleanVisionError, Denoiser, ImageReadError, metrics
 from cleanvision.errors import NotKept
-from cleanvision.image_io import (Metadata, decode_image, dtype_white, encode_image, image_frames, join_alpha,
-                                  output_suffix, photo_metadata, split_alpha, write_image)
+from cleanvision.image_io import (Metadata, decode_image, dtype_white, encode_image, join_alpha, output_suffix,
+                                  photo_metadata, split_alpha, write_image)
 from cleanvision.inference import MODEL_ENV
 from cleanvision.noise import apply_noise
 from cleanvision.options import NOISE_LEVEL_RANGE
@@ -178,7 +178,7 @@ class Upload(NamedTuple):
     name: str
     #: for the status line: "" or, for an animated GIF or a multi-page TIFF, that only its first frame was used
     note: str
-    #: its colour profile and EXIF record, written into the outputs
+    #: its colour profile and EXIF record, written into the outputs, and its frame count
     metadata: Metadata
 
 
@@ -220,9 +220,9 @@ def read_upload(payload: dict | str | None, what: str = "an image") -> Upload:
         img = decode_image(data, name, max_pixels=MAX_PIXELS)
     except ImageReadError as e:
         raise refuse(str(e), "Cannot read this image") from None
-    frames = image_frames(data)
-    note = f" Only the first of its {frames} frames (or pages) was used." if frames > 1 else ""
-    return Upload(img, name, note, photo_metadata(data))
+    meta = photo_metadata(data)
+    note = f" Only the first of its {meta.frames} frames (or pages) was used." if meta.frames > 1 else ""
+    return Upload(img, name, note, meta)
 
 
 def checked(name: str, value: float | str | None) -> float:
@@ -468,8 +468,8 @@ def _degrade_and_restore(den: Denoiser, clean_image, sigma, salt_pepper, speckle
               f"| noisy | {_fmt_psnr(p_noisy)} | {_fmt_ssim(s_noisy)} |\n"
               f"| restored | {_fmt_psnr(p_rest)}{gain} | {_fmt_ssim(s_rest)} |\n\n"
               f"Restored {_describe(noisy)}{_strength_note(strength)} in **{r.seconds:.2f} s**{_level_note(r)}.{note}")
-    shown = [_save_display(im, folder / f"{what}.png", metadata) for im, what in ((noisy, "noisy"), (restored, "restored"))]
-    return shown[0], shown[1], report, r.level
+    noisy_png = _save_display(noisy, folder / "noisy.png", metadata)
+    return noisy_png, _save_display(restored, folder / "restored.png", metadata), report, r.level
 
 
 def write_examples(folder: Path) -> tuple[list[str], list[str]]:

@@ -254,7 +254,7 @@ def _strength(text: str) -> float:
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
-    from .image_io import photo_metadata, read_image, write_image
+    from .image_io import read_photo, write_image
     from .inference import MODEL_ENV, Denoiser
     from .provenance import OutputRecord, model_identity
 
@@ -283,10 +283,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
     def work(src: Path, dest: Path) -> None:
         check(src, dest)  # before the (slow) read and restore
-        img = read_image(src, args.max_pixels)
+        img, metadata = read_photo(src, args.max_pixels)
         dest = _final_dest(src, dest, img, check)
         write_image(dest, den(img, strength=args.strength, noise_level=args.noise_level), overwrite=args.overwrite,
-                    metadata=photo_metadata(src))
+                    metadata=metadata)
         record.add(dest, "denoise", src, settings, model_name=model_name)
 
     try:
@@ -298,7 +298,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 def cmd_degrade(args: argparse.Namespace) -> int:
     import json
 
-    from .image_io import join_alpha, photo_metadata, read_image, split_alpha, swap_rb, write_image
+    from .image_io import join_alpha, read_photo, split_alpha, swap_rb, write_image
     from .noise import apply_noise, bench_rng, parse_noise_spec, random_mixture
     from .provenance import OutputRecord
 
@@ -315,7 +315,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
 
     def work(src: Path, dest: Path) -> None:
         check(src, dest)
-        colour, alpha = split_alpha(read_image(src, args.max_pixels))
+        img, metadata = read_photo(src, args.max_pixels)
+        colour, alpha = split_alpha(img)
         # per file from (seed, noise, file name): independent of file order, and for
         # ``--noise mixed`` the same generator as the frozen benchmark's make_bench.py
         rng = bench_rng(args.seed, args.noise.strip(), src.name)
@@ -323,7 +324,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         noisy, params = random_mixture(bgr, rng) if spec is None else apply_noise(bgr, spec, rng)
         noisy = join_alpha(swap_rb(noisy), alpha)
         dest = _final_dest(src, dest, noisy, check)
-        write_image(dest, noisy, overwrite=args.overwrite, metadata=photo_metadata(src))
+        write_image(dest, noisy, overwrite=args.overwrite, metadata=metadata)
         record.add(dest, "degrade", src, settings)
         manifest[str(dest.relative_to(args.output))] = {"source": str(src), "seed": args.seed,
                                                         "noise": params}

@@ -49,7 +49,7 @@ class Int8Unavailable(CleanVisionError):
 
 class NotKept(UserWarning):
     """Part of an input that an output does not carry: the frames after the first of an
-    animated GIF or a multi-page TIFF (only the first is read), or a colour profile that the
-    output cannot hold. Warned, not raised, as the output is still a good image, but the user
+    animated GIF or a multi-page TIFF (only the first is read), or a colour profile or EXIF
+    record that the output cannot hold. Warned, not raised, as the output is still a good image, but the user
     must be told what it lacks: the CLI lists these files under its summary, the app says it in
     its status line."""

@@ -4,9 +4,10 @@
   arrays: ``H×W`` grey, ``H×W×3`` colour, ``H×W×4`` colour + alpha, ``H×W×2`` grey + alpha;
   8-bit (uint8), 16-bit (uint16) or float32 TIFF, exactly as stored, EXIF orientation applied.
   Of a file with several frames or pages (animated GIF or WebP, multi-page TIFF) only the first
-  is read, with a :class:`~cleanvision.errors.NotKept` warning; :func:`image_frames`
-  counts them. :func:`photo_metadata` gives what the file records beyond the pixels: the ICC
-  colour profile they are in (a phone's Display P3, a camera's Adobe RGB) and the EXIF record.
+  is read, with a :class:`~cleanvision.errors.NotKept` warning. :func:`photo_metadata` gives
+  what the file records beyond those pixels: the ICC colour profile they are in (a phone's
+  Display P3, a camera's Adobe RGB), the EXIF record and the number of frames;
+  :func:`read_photo` reads a file's pixels and metadata at once.
 * Checks the pixel count from the header **before** decoding (decompression bombs), and
   that the file decodes completely (truncated files are errors, not grey blocks).
 * Writes losslessly (PNG, TIFF) with the input's bit depth and, in a PNG, the input's colour
@@ -191,19 +192,6 @@ def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, in
     return fmt, (w, h), alpha, frames
 
 
-def image_frames(data: bytes) -> int:
-    """How many frames or pages the image bytes hold (1 for a still image or an unknown
-    format): :func:`decode_image` reads only the first."""
-    import io
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return max(1, int(getattr(Image.open(io.BytesIO(data)), "n_frames", 1)))
-    except Exception:  # noqa: BLE001 - what Pillow cannot parse, decode_image reports
-        return 1
-
-
 @dataclass(frozen=True)
 class Metadata:
     """What a photo file records beyond its pixels that an output should carry (:func:`encode_image`):
@@ -214,6 +202,9 @@ class Metadata:
     icc_profile: bytes | None = None
     #: TIFF-structured EXIF, as a PNG ``eXIf`` chunk holds it (no ``Exif\0\0`` header)
     exif: bytes | None = None
+    #: frames or pages in the file (animated GIF or WebP, multi-page TIFF): only the first is
+    #: read, so an output holds one whatever this says
+    frames: int = 1
 
 
 #: The EXIF orientation tag, and the formats whose EXIF record describes the photo (a TIFF's
@@ -222,8 +213,8 @@ ORIENTATION, EXIF_FORMATS = 0x0112, ("JPEG", "MPO", "PNG", "WEBP")
 
 
 def photo_metadata(source: bytes | str | os.PathLike) -> Metadata:
-    """The colour profile and EXIF record of an image (its bytes, or a file); empty for none or
-    an unreadable file (what cannot be read, :func:`decode_image` reports)."""
+    """The colour profile, EXIF record and frame count of an image (its bytes, or a file);
+    empty for none or an unreadable file (what cannot be read, :func:`decode_image` reports)."""
     import io
 
     try:
@@ -235,7 +226,7 @@ def photo_metadata(source: bytes | str | os.PathLike) -> Metadata:
             if ORIENTATION in exif:
                 exif[ORIENTATION] = 1
             record = exif.tobytes().removeprefix(b"Exif\x00\x00") if exif else b""
-            return Metadata(im.info.get("icc_profile") or None, record or None)
+            return Metadata(im.info.get("icc_profile") or None, record or None, max(1, getattr(im, "n_frames", 1)))
     except Exception:  # noqa: BLE001 - Pillow raises many types for odd files
         return Metadata()
 
@@ -299,16 +290,27 @@ def _decode_with_pillow(data: bytes, name: str) -> np.ndarray:
         raise ImageReadError(f"{name}: cannot decode image ({e})") from None
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Read an image file (see module docstring for what comes back)."""
-    p = Path(path)
+def _file_bytes(p: Path) -> bytes:
     if p.is_dir():
         raise ImageReadError(f"{p}: is a folder, not an image")
     try:
-        data = p.read_bytes()
+        return p.read_bytes()
     except OSError as e:
         raise ImageReadError(f"{p}: cannot open ({e.strerror or e})") from None
-    return decode_image(data, str(p), max_pixels)
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image file (see module docstring for what comes back)."""
+    p = Path(path)
+    return decode_image(_file_bytes(p), str(p), max_pixels)
+
+
+def read_photo(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, Metadata]:
+    """:func:`read_image` and :func:`photo_metadata` of a file read once: what restoring a file
+    into a new one needs."""
+    p = Path(path)
+    data = _file_bytes(p)
+    return decode_image(data, str(p), max_pixels), photo_metadata(data)
 
 
 # ---------------------------------------------------------------------------- writing
