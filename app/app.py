@@ -52,14 +52,14 @@ import gradio as gr
 
 from cleanvision import CleanVisionError, Denoiser, ImageReadError, metrics
 from cleanvision.errors import NotKept
-from cleanvision.image_io import (Metadata, decode_image, dtype_white, encode_image, join_alpha, output_suffix,
-                                  photo_metadata, split_alpha, write_image)
+from cleanvision.image_io import (Metadata, decode_image, dtype_white, encode_image, join_alpha, not_kept,
+                                  output_suffix, photo_metadata, split_alpha, write_image)
 from cleanvision.inference import MODEL_ENV
 from cleanvision.noise import apply_noise
 from cleanvision.options import NOISE_LEVEL_RANGE
 
 log = logging.getLogger("cleanvision.app")
-warnings.filterwarnings("ignore", category=NotKept)  # frames: the status line says so; metadata: only where it cannot fit
+warnings.filterwarnings("ignore", category=NotKept)  # the status line says what the outputs could not keep
 
 #: The Hub repo the hosted Space pulls its weights from.
 HUB_REPO = "cleanvision/cleanvision-dncnn"
@@ -417,8 +417,10 @@ def _restore_photo(den: Denoiser, image: dict | str | None, strength: float | No
     kind = {np.dtype(np.uint8): "8-bit PNG", np.dtype(np.uint16): "16-bit PNG"}.get(out.dtype, "float32 TIFF")
     preview = (f" Previews are scaled to {PREVIEW_MAX_SIDE} px; the download is full size."
                if max(img.shape[:2]) > PREVIEW_MAX_SIDE else "")
+    lost = not_kept(out, download.suffix, metadata)
+    lost_note = f" It could not keep {' and '.join(lost)}." if lost else ""
     status = (f"**Restored** {_describe(img)}{_strength_note(strength)} in **{r.seconds:.2f} s**{_level_note(r)}. "
-              f"Download: lossless {kind} at full resolution{extra}.{preview}{frames_note}")
+              f"Download: lossless {kind} at full resolution{extra}.{lost_note}{preview}{frames_note}")
     return (before, after), str(download), status, r.level
 
 
@@ -528,7 +530,7 @@ def _noise_level_arg(takes_level: bool, photo: str, where: str) -> str:
 RESTORE_DOC = f"""Restore a damaged photo with CleanVision (a small DnCNN on the CPU): removes Gaussian noise, salt-and-pepper specks, speckle, scribbles and camera sensor noise, alone or mixed, without being told which; real camera noise and heavy JPEG blocking only a little.
 
 Args:
-    image: the photo to restore, as a file or URL (http(s):// or a data: URL); PNG, JPEG, TIFF, WebP or BMP, 8 or 16-bit, with or without alpha; at most {MAX_FILE_MB} MB and {MAX_PIXELS // 1_000_000} megapixels.
+    image: the photo to restore, as a file or URL (http(s):// or a data: URL); PNG, JPEG, HEIC (phone photos), AVIF, TIFF, WebP or BMP, 8 or 16-bit, with or without alpha; at most {MAX_FILE_MB} MB and {MAX_PIXELS // 1_000_000} megapixels.
     strength: how much of the damage found to remove, {_between("strength")}: 1 removes all of it, lower keeps more texture, 0 returns the photo unchanged.
     noise_level: {{noise_level}}
 
@@ -674,7 +676,7 @@ def build_demo(den: Denoiser, model_label: str | None = None,
                     photo = gr.Image(label="Noisy photo", type="filepath", image_mode=None,
                                      sources=["upload", "clipboard"], format="png", height=420,
                                      elem_id="restore-input")
-                    gr.Markdown("PNG, JPEG, TIFF, WebP or BMP; 8 or 16-bit, with or without alpha.",
+                    gr.Markdown("PNG, JPEG, HEIC (phone photos), AVIF, TIFF, WebP or BMP; 8 or 16-bit, with or without alpha.",
                                 elem_id="restore-formats")
                     strength = _slider("strength", 0.05, "Strength",
                                        info="1 removes all the damage it finds; lower keeps more texture; "

@@ -47,30 +47,45 @@ def say(e: CleanVisionError) -> str:
 
 def collect_inputs(inputs: Sequence[str], recursive: bool,
                    earlier_output: Callable[[Path], bool] = lambda f: False
-                   ) -> tuple[list[tuple[Path, Path]], list[str], int]:
-    """``(file, path relative to its input root)`` pairs, error lines for unusable inputs, and
-    how many files found in folders were left out as ``earlier_output`` (files named one by one
-    are always taken)."""
-    from .image_io import IMAGE_SUFFIXES, images_in
+                   ) -> tuple[list[tuple[Path, Path]], list[str], int, list[Path]]:
+    """``(file, path relative to its input root)`` pairs, error lines for unusable inputs, how
+    many files found in folders were left out as ``earlier_output`` (files named one by one
+    are always taken), and the files in folders that are not images (hidden ones aside)."""
+    from .image_io import IMAGE_SUFFIXES, scan_folder
 
     items: list[tuple[Path, Path]] = []
     errors: list[str] = []
-    left_out = 0
+    left_out, others = 0, []
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            found = images_in(p, recursive)
+            found, not_images = scan_folder(p, recursive)
             taken = [f for f in found if not earlier_output(f)]
             left_out += len(found) - len(taken)
             if not taken:
                 errors.append(f"{p}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})"
-                              + (f" other than {len(found)} outputs of earlier runs" if found else ""))
+                              + (f" other than {len(found)} outputs of earlier runs" if found else "")
+                              + (f"; it holds {describe_files(not_images)}" if not_images else ""))
+            else:
+                others += not_images
             items += [(f, f.relative_to(p)) for f in taken]
         elif p.exists():
             items.append((p, Path(p.name)))
         else:
             errors.append(f"{p}: no such file or folder")
-    return items, errors, left_out
+    return items, errors, left_out, others
+
+
+def describe_files(files: Sequence[Path]) -> str:
+    """What kinds of file these are, in a line, the commonest first: ``2 .cr2 (camera RAW:
+    develop into TIFF or PNG first), 1 .txt``."""
+    from collections import Counter
+
+    from .image_io import RAW_SUFFIXES
+
+    counts = Counter(f.suffix.lower() or "(no suffix)" for f in files)
+    raw = " (camera RAW: develop into TIFF or PNG first)"
+    return ", ".join(f"{n} {kind}" + (raw if kind in RAW_SUFFIXES else "") for kind, n in counts.most_common())
 
 
 def earlier_outputs(record: OutputRecord, suffix: str) -> Callable[[Path], bool]:
@@ -107,10 +122,13 @@ def _output_path(outdir: Path, rel: Path, suffix: str, ext: str) -> Path:
 
 
 def _plan(args: argparse.Namespace, suffix: str, ext: str, record: OutputRecord):
-    items, errors, left_out = collect_inputs(args.inputs, args.recursive, earlier_outputs(record, suffix))
+    items, errors, left_out, others = collect_inputs(args.inputs, args.recursive, earlier_outputs(record, suffix))
     if left_out:
         print(f"cleanvision {args.command}: {left_out} file(s) in {record.outdir} that earlier runs wrote "
               "are not taken as inputs", file=sys.stderr)
+    if others:
+        print(f"cleanvision {args.command}: {len(others)} file(s) in the input folders are not images it "
+              f"reads, left out: {describe_files(others)}", file=sys.stderr)
     outdir = Path(args.output)
     inputs = {f.resolve() for f, _ in items}
     jobs, seen = [], {}
@@ -401,7 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("denoise", help="restore images; writes lossless PNG/TIFF with the input's bit depth",
-                       description=f"Restore images damaged by {DAMAGE}. Outputs are OUTDIR/<name><suffix>.png "
+                       description=f"Restore images damaged by {DAMAGE}. Reads PNG, JPEG, HEIC/HEIF, AVIF, TIFF, "
+                       "WebP, BMP and GIF; other files in the input folders (camera RAW: develop them first) are "
+                       "listed, not restored. Outputs are OUTDIR/<name><suffix>.png "
                        "(or .tif; float images always .tif), same bit depth and channels as the input; of an "
                        "animated GIF or WebP or a multi-page TIFF only the first frame, listed at the end; a PNG keeps the "
                        "input's colour profile and EXIF record. "

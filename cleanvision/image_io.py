@@ -1,10 +1,14 @@
 """Reading and writing images without surprises.
 
-* Reads PNG, JPEG, TIFF, BMP, WebP and GIF as **RGB order** numpy
+* Reads PNG, JPEG, TIFF, BMP, WebP, GIF, AVIF and HEIC/HEIF (phone photos; through the
+  ``pillow-heif`` plugin) as **RGB order** numpy
   arrays: ``H×W`` grey, ``H×W×3`` colour, ``H×W×4`` colour + alpha, ``H×W×2`` grey + alpha;
   8-bit (uint8), 16-bit (uint16) or float32 TIFF, exactly as stored, EXIF orientation applied.
   Of a file with several frames or pages (animated GIF or WebP, multi-page TIFF) only the first
-  is read, with a :class:`~cleanvision.errors.NotKept` warning. :func:`photo_metadata` gives
+  is read, with a :class:`~cleanvision.errors.NotKept` warning. Camera RAW files (DNG, CR2,
+  NEF, ...) are refused with a message to develop them first: a DNG is a TIFF whose first page
+  is often a small preview, which would otherwise be restored in the photo's place.
+  :func:`photo_metadata` gives
   what the file records beyond those pixels: the ICC colour profile they are in (a phone's
   Display P3, a camera's Adobe RGB), the EXIF record and the number of frames;
   :func:`read_photo` reads a file's pixels and metadata at once.
@@ -19,7 +23,8 @@
   without a predictor, which plain ``tifffile`` and Pillow read with no extra codec package.
 
 It is also the one home of the image conventions the rest of the package shares:
-:data:`IMAGE_SUFFIXES` and :func:`list_images` (which files are images),
+:data:`IMAGE_SUFFIXES`, :func:`list_images` and :func:`scan_folder` (which files are images,
+and which in a folder are not),
 :func:`split_alpha` / :func:`join_alpha` (alpha is the last of 2 or 4 channels and is
 passed through untouched), :func:`dtype_white` (the value of white per dtype),
 :func:`centre_crop`, :func:`swap_rb` (the frozen benchmark draws noise in OpenCV's BGR
@@ -45,8 +50,23 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageReadError, ImageWriteError, NotKept, OutputExistsError
 from .options import MAX_PIXELS  # noqa: F401 - re-exported: the default of every read
+
+try:  # HEIC/HEIF, what iPhones and many Android phones save: Pillow reads it through this plugin
+    from pillow_heif import register_heif_opener
+except ImportError:  # a minimal install (a training machine): HEIC files get a clear error instead
+    HEIF_READER = False
+else:
+    register_heif_opener()
+    HEIF_READER = True
+
 #: Every file suffix read as an image (lower case); the one list for listing folders.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".avif", ".heic", ".heif")
+#: Camera RAW suffixes: photos, but sensor data to be developed (demosaicked, white-balanced)
+#: before there is an image to restore; named in the error and in a folder's left-out files.
+RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2",
+                ".raf", ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".erf", ".kdc", ".mrw", ".rwl")
+#: The one place the RAW advice is worded.
+RAW_ADVICE = "a camera RAW file; develop it into a TIFF or PNG first (e.g. with darktable or RawTherapee)"
 #: Suffixes written (losslessly).
 WRITE_SUFFIXES = (".png", ".tif", ".tiff")
 #: What float images are written as: PNG holds only 8/16-bit samples, float32 TIFF keeps them exactly.
@@ -129,10 +149,20 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
 
 
+def scan_folder(folder: str | os.PathLike, recursive: bool = True) -> tuple[list[Path], list[Path]]:
+    """``(images, others)`` in ``folder`` (and its sub-folders if ``recursive``), each sorted:
+    the image files, and the other files that are not hidden (``.``), so that a command can say
+    what it left out (a RAW photo, a HEIC one on a minimal install) rather than skip it silently."""
+    folder = Path(folder)
+    files = sorted(f for f in (folder.rglob("*") if recursive else folder.iterdir())
+                   if not f.name.startswith(".") and f.is_file())
+    images = [f for f in files if is_image_file(f)]
+    return images, [f for f in files if not is_image_file(f)]
+
+
 def images_in(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
     """The image files in ``folder`` (and its sub-folders if ``recursive``), sorted; may be empty."""
-    folder = Path(folder)
-    return sorted(f for f in (folder.rglob("*") if recursive else folder.iterdir()) if is_image_file(f))
+    return scan_folder(folder, recursive)[0]
 
 
 def list_images(paths: str | os.PathLike | Sequence[str | os.PathLike], recursive: bool = True) -> list[Path]:
@@ -155,6 +185,26 @@ def list_images(paths: str | os.PathLike | Sequence[str | os.PathLike], recursiv
 # ---------------------------------------------------------------------------- reading
 
 
+#: The brands (bytes 8-12 of an ISO media file) of HEIC/HEIF images, and the TIFF tag that
+#: marks a DNG (a RAW file in TIFF's layout).
+HEIF_BRANDS, DNG_VERSION = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"), 50706
+#: Formats Pillow decodes rather than OpenCV: OpenCV has no HEIF reader, and its AVIF reader
+#: leaves the EXIF orientation unapplied.
+PILLOW_FORMATS = ("AVIF", "HEIF")
+
+
+def _open(data: bytes) -> Image.Image:
+    """Pillow's lazy open of ``data`` without Pillow's own pixel limit: the caller has applied
+    (or, for the header, is about to apply) ``max_pixels``."""
+    import io
+
+    old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        return Image.open(io.BytesIO(data))
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
 def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, int], bool, int]:
     """Format, size, whether there is alpha and the number of frames, from the header only;
     verify PNG chunks and JPEG completeness."""
@@ -162,21 +212,25 @@ def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, in
 
     if not data:
         raise ImageReadError(f"{name}: empty file (0 bytes)")
+    if Path(name).suffix.lower() in RAW_SUFFIXES:  # most RAW formats are TIFFs that open as their preview
+        raise ImageReadError(f"{name}: {RAW_ADVICE}")
+    if not HEIF_READER and data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        raise ImageReadError(f"{name}: a HEIC/HEIF photo; reading it needs the pillow-heif package "
+                             "(pip install pillow-heif)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bomb and corrupt-EXIF warnings: we raise our own errors
-            old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # we apply our own limit
-            try:
-                im = Image.open(io.BytesIO(data))
-            finally:
-                Image.MAX_IMAGE_PIXELS = old
+            im = _open(data)
             fmt, (w, h) = im.format or "?", im.size
             alpha = "A" in im.mode or "transparency" in im.info
             frames = getattr(im, "n_frames", 1)
+            raw = fmt == "TIFF" and DNG_VERSION in getattr(im, "tag_v2", {})
     except UnidentifiedImageError:
         return "?", (0, 0), False, 1  # Pillow cannot parse it (e.g. float RGB TIFF): OpenCV may
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageReadError(f"{name}: unreadable image header ({e})") from None
+    if raw:  # a DNG whatever its name
+        raise ImageReadError(f"{name}: {RAW_ADVICE}")
     if w < 1 or h < 1:
         raise ImageReadError(f"{name}: image has no pixels ({w}×{h})")
     if w * h > max_pixels:
@@ -209,7 +263,7 @@ class Metadata:
 
 #: The EXIF orientation tag, and the formats whose EXIF record describes the photo (a TIFF's
 #: tags describe its own file layout instead).
-ORIENTATION, EXIF_FORMATS = 0x0112, ("JPEG", "MPO", "PNG", "WEBP")
+ORIENTATION, EXIF_FORMATS = 0x0112, ("JPEG", "MPO", "PNG", "WEBP", "AVIF", "HEIF")
 
 
 def photo_metadata(source: bytes | str | os.PathLike) -> Metadata:
@@ -236,6 +290,11 @@ def _profile_space(profile: bytes) -> str:
     return profile[16:20].decode("ascii", "replace").strip()
 
 
+def _profile_fits(img: np.ndarray, profile: bytes) -> bool:
+    """Whether an ICC profile describes ``img``'s pixels: a grey profile for grey, RGB for colour."""
+    return _profile_space(profile) == ("GRAY" if img.ndim == 2 else "RGB")
+
+
 def _with_chunks(png: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
     """A PNG from OpenCV with ``(type, data)`` chunks inserted right after ``IHDR``: OpenCV
     writes no profile or EXIF, and Pillow cannot write 16-bit colour PNGs."""
@@ -248,6 +307,8 @@ def _with_chunks(png: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode image bytes to an RGB-order array (see module docstring)."""
     fmt, (w, h), alpha, frames = _header(data, name, max_pixels)
+    if fmt in PILLOW_FORMATS:
+        return _finish(_decode_upright_with_pillow(data, name), name, frames)
     buf = np.frombuffer(data, np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     decoded_alpha = img is not None and img.ndim == 3 and img.shape[2] in (2, 4)
@@ -267,6 +328,12 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
         raise ImageReadError(f"{name}: unsupported sample type {img.dtype} (use 8/16-bit or float32)")
     if img.dtype == np.float32 and not np.isfinite(img).all():
         raise ImageReadError(f"{name}: float image contains NaN or infinite values")
+    return _finish(img, name, frames)
+
+
+def _finish(img: np.ndarray, name: str, frames: int) -> np.ndarray:
+    """A decoded image in OpenCV's layout (BGR, BGRA, grey or H×W×1) as this module returns it:
+    RGB order, grey as H×W; warning when the file held more frames than the one read."""
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     if img.ndim == 3 and img.shape[2] >= 3:
@@ -275,6 +342,24 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
     if frames > 1:
         warnings.warn(f"{name}: {frames} frames (or pages); only the first is read", NotKept, stacklevel=2)
     return np.ascontiguousarray(img)
+
+
+def _decode_upright_with_pillow(data: bytes, name: str) -> np.ndarray:
+    """A HEIF or AVIF photo in OpenCV's layout, turned by its EXIF orientation as OpenCV turns a
+    JPEG (pillow-heif applies HEIF's own rotation and resets the tag); grey stays grey. Pillow
+    gives 8 bits a sample of these (a 10-bit HEIC is scaled down)."""
+    from PIL import ImageOps
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = ImageOps.exif_transpose(_open(data))
+            if im.mode in ("L", "I;16"):
+                return np.asarray(im.convert("L"))
+            mode = "RGBA" if "A" in im.mode else "RGB"
+            return cv2.cvtColor(np.asarray(im.convert(mode)), cv2.COLOR_RGBA2BGRA if mode == "RGBA" else cv2.COLOR_RGB2BGR)
+    except Exception as e:  # noqa: BLE001 - Pillow and its plugins raise many types for corrupt data
+        raise ImageReadError(f"{name}: corrupt or truncated image ({e})") from None
 
 
 def _decode_with_pillow(data: bytes, name: str) -> np.ndarray:
@@ -338,23 +423,30 @@ def encode_image(img: np.ndarray, suffix: str = ".png", metadata: Metadata | Non
     ok, buf = cv2.imencode(suffix.lower(), img, list(TIFF_PARAMS) if tiff else [])
     if not ok:
         raise ImageWriteError(f"OpenCV could not encode a {img.shape} {img.dtype} image as {suffix}")
-    meta = metadata or Metadata()
-    chunks, lost = [], []
-    if meta.icc_profile:
-        space, fits = _profile_space(meta.icc_profile), "GRAY" if img.ndim == 2 else "RGB"
-        if tiff or space != fits:
-            lost.append(f"its {space} colour profile" + ("" if tiff else f" (it does not fit the {fits} output)"))
-        else:
-            chunks.append((b"iCCP", b"ICC profile\x00\x00" + zlib.compress(meta.icc_profile)))
-    if meta.exif:
-        if tiff:
-            lost.append("its EXIF record")
-        else:
-            chunks.append((b"eXIf", meta.exif))
+    meta, lost, chunks = metadata or Metadata(), not_kept(img, suffix, metadata), []
+    if not tiff and meta.icc_profile and _profile_fits(img, meta.icc_profile):
+        chunks.append((b"iCCP", b"ICC profile\x00\x00" + zlib.compress(meta.icc_profile)))
+    if not tiff and meta.exif:
+        chunks.append((b"eXIf", meta.exif))
     if lost:
-        why = ": a TIFF output holds no metadata here (a PNG keeps it)" if tiff else ""
-        warnings.warn(f"{name or 'image'}: not kept: {' and '.join(lost)}{why}", NotKept, stacklevel=2)
+        warnings.warn(f"{name or 'image'}: not kept: {' and '.join(lost)}", NotKept, stacklevel=2)
     return _with_chunks(buf.tobytes(), chunks) if chunks else buf.tobytes()
+
+
+def not_kept(img: np.ndarray, suffix: str, metadata: Metadata | None) -> list[str]:
+    """What of ``metadata`` a file of ``img`` written as ``suffix`` by :func:`encode_image`
+    cannot hold, in words for a person, the last with why ("its EXIF record: a TIFF output
+    holds no metadata here"); empty when everything fits."""
+    meta, tiff = metadata or Metadata(), suffix.lower() in (".tif", ".tiff")
+    lost = []
+    if meta.icc_profile and (tiff or not _profile_fits(img, meta.icc_profile)):
+        lost.append(f"its {_profile_space(meta.icc_profile)} colour profile"
+                    + ("" if tiff else f" (it does not fit the {'GRAY' if img.ndim == 2 else 'RGB'} output)"))
+    if meta.exif and tiff:
+        lost.append("its EXIF record")
+    if lost and tiff:
+        lost[-1] += ": a TIFF output holds no metadata here"
+    return lost
 
 
 def write_image(path: str | os.PathLike, img: np.ndarray, overwrite: bool = False,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,6 +164,30 @@ def test_the_download_and_previews_keep_the_uploads_colour_profile_and_exif(app_
     assert photo_metadata(noisy) == photo_metadata(restored) == meta
 
 
+def test_an_iphone_heic_upload_is_restored_upright_with_its_profile(app_module, shipped, astronaut, tmp_path):
+    """What an iPhone uploads from the desktop: a HEIC, turned by HEIF's rotation, with a profile;
+    the before/after and the download are upright PNGs that keep it, the download restored."""
+    from PIL import Image, ImageCms
+
+    from cleanvision.image_io import photo_metadata
+    from cleanvision.metrics import psnr_uint8
+    from cleanvision.noise import add_gaussian_noise
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    clean = astronaut[128:288, 96:352]
+    path = tmp_path / "IMG_0001.HEIC"
+    Image.fromarray(add_gaussian_noise(clean, 25, rng=2)).save(path, quality=95, icc_profile=profile,
+                                                               exif=exif.tobytes())
+    (before, after), download, status = app_module.restore(shipped, str(path))
+    upright = np.rot90(clean, -1)
+    assert read_image(download).shape == upright.shape == read_image(before).shape
+    assert psnr_uint8(upright, read_image(download)) >= psnr_uint8(upright, read_image(before)) + 5
+    assert all(photo_metadata(p).icc_profile == profile for p in (before, after, download))
+    assert Path(download).name.startswith("IMG_0001") and "Restored** 160×256" in status, (download, status)
+
+
 def test_speckle_restores_with_a_level_by_brightness_and_says_so(app_module, shipped, coffee, tmp_path):
     """Speckle grows with brightness: in auto mode the app restores with the library's map (the
     same output as ``Denoiser`` in auto mode) and its status gives the map's range."""
@@ -208,7 +233,14 @@ def test_float_input_downloads_a_float_tiff(app_module, shipped, tmp_path):
     _, download, status = app_module.restore(shipped, str(path))
     out = read_image(download)
     assert download.endswith("f_restored.tif") and out.dtype == np.float32 and out.shape == img.shape
-    assert "float32 TIFF" in status
+    assert "float32 TIFF" in status and "could not keep" not in status
+    from PIL import Image, ImageCms  # a scan with a colour profile: the TIFF download cannot hold it, and says so
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(img[..., 0], mode="F").save(tmp_path / "scan.tif", icc_profile=profile)
+    _, download, status = app_module.restore(shipped, str(tmp_path / "scan.tif"))
+    assert download.endswith("scan_restored.tif") and read_image(download).dtype == np.float32
+    assert "It could not keep its RGB colour profile: a TIFF output holds no metadata here" in status, status
 
 
 def test_refusals_are_one_log_line(app_module, shipped, tmp_path, caplog):

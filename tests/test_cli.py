@@ -160,6 +160,31 @@ def test_outputs_keep_the_inputs_colour_profile_and_exif(tmp_path, astronaut, ca
     assert "1 written without part of the input:" in err and "phone.tif: not kept: its RGB colour profile" in err
 
 
+def test_a_phone_folder_heic_restored_and_what_it_cannot_read_listed(tmp_path, astronaut, capsys):
+    """A folder as a phone or camera leaves it: a noisy HEIC photo is restored (PSNR up), and a
+    RAW file and a note, which are not images it reads, are listed rather than skipped silently."""
+    from PIL import Image
+
+    folder = tmp_path / "DCIM"
+    folder.mkdir()
+    clean = astronaut[128:320, 96:352]
+    Image.fromarray(add_gaussian_noise(clean, 25, rng=1)).save(folder / "IMG_0001.HEIC", quality=95)
+    Image.fromarray(clean[::4, ::4]).save(folder / "IMG_0002.CR2", format="TIFF")
+    (folder / "notes.txt").write_text("beach, day 2")
+    (folder / ".DS_Store").write_bytes(b"\0")
+    out = tmp_path / "out"
+    assert main(["denoise", str(folder), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert ("2 file(s) in the input folders are not images it reads, left out: "
+            "1 .cr2 (camera RAW: develop into TIFF or PNG first), 1 .txt") in err, err
+    noisy = read_image(folder / "IMG_0001.HEIC")
+    assert psnr_uint8(clean, read_image(out / "IMG_0001.png")) >= psnr_uint8(clean, noisy) + 5
+    assert sorted(p.name for p in out.iterdir()) == [RECORD_NAME, "IMG_0001.png"]
+    (folder / "IMG_0001.HEIC").unlink()
+    assert main(["denoise", str(folder), "-o", str(tmp_path / "none")]) == 1
+    assert "no images in this folder" in (err := capsys.readouterr().err) and "it holds 1 .cr2 (camera RAW" in err
+
+
 def test_float_tiff_roundtrip(tmp_path):
     img = (np.random.default_rng(0).random((40, 50, 3)) * 0.5 + 0.25).astype(np.float32)
     write_image(tmp_path / "in" / "f.tif", img)

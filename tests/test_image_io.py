@@ -183,6 +183,64 @@ def test_dtype_white_and_float_output_suffix():
     assert output_suffix(np.zeros(1, np.float32), ".tiff") == ".tiff"
 
 
+@pytest.mark.parametrize("suffix", [".heic", ".avif"])
+def test_phone_formats_read_upright_with_their_profile_and_exif(tmp_path, astronaut, suffix):
+    """HEIC (what iPhones save) and AVIF, as a phone writes them: a profile, EXIF and "turn 90°".
+    Read upright, close to the pixels stored (lossy at quality 95), and the PNG written from
+    them keeps the profile and EXIF; grey stays grey."""
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0110], exif[0x0112] = "Phone 9", 6
+    rgb = astronaut[:192, :320]
+    path = tmp_path / f"IMG_0001{suffix.upper()}"
+    # EXIF as bytes: pillow-heif then stores the turn as HEIF's own rotation, as phones do
+    Image.fromarray(rgb).save(path, quality=95, icc_profile=profile, exif=exif.tobytes())
+    img, meta = read_photo(path)
+    assert img.shape == (320, 192, 3) and img.dtype == np.uint8
+    assert np.abs(img.astype(int) - np.rot90(rgb, -1)).mean() < 3
+    assert meta.icc_profile == profile
+    png = write_image(tmp_path / "restored.png", img, metadata=meta)
+    with Image.open(png) as im:
+        assert im.info.get("icc_profile") == profile
+        assert (im.getexif()[0x0110], im.getexif()[0x0112]) == ("Phone 9", 1)
+    grey = tmp_path / f"grey{suffix}"
+    Image.fromarray(astronaut[:64, :80, 1]).save(grey, quality=95)
+    assert read_image(grey).shape == (64, 80)
+    from cleanvision.image_io import list_images
+
+    assert list_images([tmp_path]) == sorted([path, grey, png])
+
+
+def test_heic_without_its_plugin_and_raw_files_are_refused_with_what_to_do(tmp_path, astronaut, monkeypatch):
+    """A camera RAW file is not restored as the small preview most hold as a TIFF page: refused,
+    by its suffix or, for a DNG under any name, by its DNG tag, with the advice to develop it."""
+    from PIL import TiffImagePlugin
+
+    from cleanvision import image_io
+
+    rgb = astronaut[::8, ::8]
+    preview = tmp_path / "IMG_0002.CR2"
+    Image.fromarray(rgb).save(preview, format="TIFF")  # a CR2 opens as a TIFF
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[50706] = b"\x01\x04\x00\x00"
+    tags.tagtype[50706] = 1  # BYTE
+    dng = tmp_path / "renamed.tif"
+    Image.fromarray(rgb).save(dng, tiffinfo=tags)
+    for path in (preview, dng):
+        with pytest.raises(ImageReadError, match=rf"{path.name}: a camera RAW file; develop it into a TIFF or PNG"):
+            read_image(path)
+    plain = tmp_path / "plain.tif"
+    Image.fromarray(rgb).save(plain)
+    np.testing.assert_array_equal(read_image(plain), rgb)
+    heic = tmp_path / "IMG_0003.HEIC"
+    Image.fromarray(rgb).save(heic)
+    monkeypatch.setattr(image_io, "HEIF_READER", False)
+    with pytest.raises(ImageReadError, match="IMG_0003.HEIC: a HEIC/HEIF photo; reading it needs the pillow-heif"):
+        read_image(heic)
+
+
 def test_list_images_one_suffix_list(tmp_path):
     from cleanvision.image_io import IMAGE_SUFFIXES, images_in, list_images
 
@@ -191,6 +249,11 @@ def test_list_images_one_suffix_list(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in images_in(tmp_path, recursive=False)] == ["a.jpg", "b.PNG", "c.webp", "d.gif"]
     assert [p.name for p in list_images([tmp_path])] == ["a.jpg", "b.PNG", "c.webp", "d.gif", "f.tiff"]
+    from cleanvision.image_io import scan_folder
+
+    images, others = scan_folder(tmp_path)
+    assert [p.name for p in images] == ["a.jpg", "b.PNG", "c.webp", "d.gif", "f.tiff"]
+    assert others == [tmp_path / "e.txt"]  # hidden files are neither
     assert list_images(tmp_path / "e.txt") == [tmp_path / "e.txt"]  # a file given by name is taken
     with pytest.raises(FileNotFoundError, match="no such file"):
         list_images([tmp_path / "missing"])
