@@ -225,6 +225,31 @@ def read_upload(payload: dict | str | None, what: str = "an image") -> Upload:
     return Upload(img, name, note, meta)
 
 
+#: Uploads the page shows as a lossless PNG of the same pixels and metadata: Chrome and Firefox
+#: show neither HEIC nor TIFF (a broken image where the photo should be), and restoring that PNG
+#: gives what restoring the file gives.
+SHOWN_AS_PNG = (".heic", ".heif", ".tif", ".tiff")
+
+
+def show_upload(payload: dict | str | None):
+    """On upload: a HEIC or TIFF as a PNG the browser can show (the pixels as they are restored,
+    with the photo's profile and EXIF, named like it); anything else as it is (``gr.skip``). An
+    unreadable upload is refused now, not when Restore is pressed, and of a file with several
+    frames the visitor is told that only the first will be used."""
+    if not payload:
+        return gr.skip()
+    upload = read_upload(payload)
+    if upload.metadata.frames > 1:
+        gr.Info(f"{upload.name}: only the first of its {upload.metadata.frames} frames (or pages) will be restored.")
+    img, meta = upload.image, upload.metadata
+    if (Path(upload.name).suffix.lower() not in SHOWN_AS_PNG or output_suffix(img) != ".png"
+            or not_kept(img, ".png", meta)):  # float, or a profile a PNG of it cannot hold: keep the file
+        return gr.skip()
+    path = _new_folder() / f"{Path(upload.name).stem[:80] or 'image'}.png"
+    path.write_bytes(encode_image(img, ".png", meta))
+    return str(path)
+
+
 def checked(name: str, value: float | str | None) -> float:
     """``value`` of the numeric input ``name`` (a key of :data:`FIELDS`), None meaning its default.
 
@@ -728,6 +753,9 @@ def build_demo(den: Denoiser, model_label: str | None = None,
                     f"{kind}, {den.engine} engine on {den.device.type}. {limits} "
                     "Uploads and results are deleted after an hour.")
 
+        for image_in in (photo, clean_in):
+            image_in.upload(show_upload, inputs=[image_in], outputs=[image_in], preprocess=False,
+                            api_visibility="private", concurrency_limit=2, show_progress="minimal")
         restore_btn.click(restore_event, inputs=[photo, strength, restore_level.value],
                           outputs=[compare, restored_file, status, restore_level.used], api_name="restore",
                           preprocess=False, concurrency_limit=1, concurrency_id=CONCURRENCY_ID

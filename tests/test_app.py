@@ -146,6 +146,20 @@ def test_an_animated_upload_restores_its_first_frame_and_says_so(app_module, shi
     assert "Only the first of its 2 frames" in report, report
 
 
+def test_a_multi_page_tiff_upload_is_shown_as_its_first_page_and_the_page_says_so(app_module, astronaut, tmp_path,
+                                                                                     monkeypatch):
+    from PIL import Image
+
+    told = []
+    monkeypatch.setattr(app_module.gr, "Info", told.append)
+    rgb = astronaut[:96, :128]
+    path = tmp_path / "scan.tif"
+    Image.fromarray(rgb).save(path, save_all=True, append_images=[Image.fromarray(255 - rgb)] * 2)
+    shown = app_module.show_upload(str(path))
+    np.testing.assert_array_equal(read_image(shown), rgb)
+    assert Path(shown).name == "scan.png" and told == ["scan.tif: only the first of its 3 frames (or pages) will be restored."]
+
+
 def test_the_download_and_previews_keep_the_uploads_colour_profile_and_exif(app_module, shipped, astronaut, tmp_path):
     from PIL import Image, ImageCms
 
@@ -167,6 +181,7 @@ def test_the_download_and_previews_keep_the_uploads_colour_profile_and_exif(app_
 def test_an_iphone_heic_upload_is_restored_upright_with_its_profile(app_module, shipped, astronaut, tmp_path):
     """What an iPhone uploads from the desktop: a HEIC, turned by HEIF's rotation, with a profile;
     the before/after and the download are upright PNGs that keep it, the download restored."""
+    import gradio as gr
     from PIL import Image, ImageCms
 
     from cleanvision.image_io import photo_metadata
@@ -186,6 +201,20 @@ def test_an_iphone_heic_upload_is_restored_upright_with_its_profile(app_module, 
     assert psnr_uint8(upright, read_image(download)) >= psnr_uint8(upright, read_image(before)) + 5
     assert all(photo_metadata(p).icc_profile == profile for p in (before, after, download))
     assert Path(download).name.startswith("IMG_0001") and "Restored** 160×256" in status, (download, status)
+    # the page shows the HEIC as a PNG of the same pixels and metadata: restoring it gives the same
+    shown = app_module.show_upload({"path": str(path), "orig_name": path.name})
+    assert Path(shown).name == "IMG_0001.png" and photo_metadata(shown) == photo_metadata(path)
+    np.testing.assert_array_equal(read_image(shown), read_image(path))
+    (_, _), download_shown, _ = app_module.restore(shipped, {"path": shown, "orig_name": Path(shown).name})
+    np.testing.assert_array_equal(read_image(download_shown), read_image(download))
+    assert Path(download_shown).name == Path(download).name
+    png = tmp_path / "photo.png"  # a format browsers show: left as uploaded
+    png.write_bytes(encode_image(clean, ".png"))
+    assert app_module.show_upload(str(png)) == gr.skip()
+    bad = tmp_path / "notes.heic"
+    bad.write_text("shopping list")
+    with pytest.raises(gr.Error):  # and a file that is no image is refused on upload
+        app_module.show_upload(str(bad))
 
 
 def test_speckle_restores_with_a_level_by_brightness_and_says_so(app_module, shipped, coffee, tmp_path):

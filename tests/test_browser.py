@@ -25,6 +25,40 @@ def test_restore_in_browser(tmp_path):
     assert shot.is_file() and shot.stat().st_size > 10_000
 
 
+_INPUT_SHOWN_JS = """() => {
+    const img = document.querySelector('#restore-input img');
+    return img !== null && img.complete && img.naturalWidth > 0 && img.src.endsWith('.png');
+}"""
+
+
+def test_a_heic_upload_is_shown_and_restored(tmp_path):
+    """Chromium cannot show a HEIC (what iPhones save): the page shows the uploaded photo anyway
+    (a PNG of its pixels), and restores it under the photo's own name."""
+    from PIL import Image
+    from skimage import data
+
+    from cleanvision.noise import add_gaussian_noise
+
+    require_chromium()
+    heic = tmp_path / "IMG_0001.HEIC"
+    Image.fromarray(add_gaussian_noise(data.astronaut()[100:340, 80:400], 20, rng=0)).save(heic, quality=90)
+    with serve_app() as (_, url), chromium_page() as page:
+        page.set_default_timeout(60_000)
+        page.goto(url, wait_until="domcontentloaded")
+        # the type a desktop browser gives an iPhone's IMG_0001.HEIC (Playwright's guess from the
+        # upper-case suffix is none, which the page's "image/*" filter refuses)
+        page.locator("#restore-input input[type=file]").set_input_files(
+            {"name": heic.name, "mimeType": "image/heic", "buffer": heic.read_bytes()})
+        page.wait_for_function(_INPUT_SHOWN_JS, polling=250)
+        width = page.evaluate("() => document.querySelector('#restore-input img').naturalWidth")
+        page.locator("#restore-btn").click()
+        page.locator("#restore-status").get_by_text("Restored").wait_for(state="visible")
+        status = page.locator("#restore-status").inner_text()
+        download = "".join(page.locator("#restore-download").inner_text().split())
+    assert width == 320 and "320×240" in status, (width, status)
+    assert "IMG_0001_restored.png" in download, download
+
+
 def test_labels_fit_a_phone_screen(tmp_path):
     """Issue 11: at 390 px wide no label is cut off or hidden under the icons that appear once
     there is an image (upload, result), on either tab."""
