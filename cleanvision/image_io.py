@@ -4,8 +4,9 @@
   ``pillow-heif`` plugin) as **RGB order** numpy
   arrays: ``H×W`` grey, ``H×W×3`` colour, ``H×W×4`` colour + alpha, ``H×W×2`` grey + alpha;
   8-bit (uint8), 16-bit (uint16) or float32 TIFF, exactly as stored, EXIF orientation applied.
-  Of a file with several frames or pages (animated GIF or WebP, multi-page TIFF) only the first
-  is read, with a :class:`~cleanvision.errors.NotKept` warning. Camera RAW files (DNG, CR2,
+  Of a file with several frames or pages (animated GIF or WebP, multi-page TIFF, stereo MPO)
+  only the first is read, with a :class:`~cleanvision.errors.NotKept` warning; the previews
+  camera JPEGs carry, phones' HDR gain maps and TIFF thumbnails are not frames. Camera RAW files (DNG, CR2,
   NEF, ...) are refused with a message to develop them first: a DNG is a TIFF whose first page
   is often a small preview, which would otherwise be restored in the photo's place.
   :func:`photo_metadata` gives
@@ -205,6 +206,30 @@ def _open(data: bytes) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = old
 
 
+#: A TIFF page's NewSubfileType bits that make it part of another page rather than a page:
+#: a reduced-resolution copy (thumbnail, pyramid level) or a transparency mask.
+TIFF_NOT_A_PAGE = 0b101
+
+
+def _frames(im: Image.Image) -> int:
+    """The frames or pages a person sees in an opened file: an animated GIF's or WebP's
+    frames, a TIFF's pages, but not the images a file carries beside its photo: a TIFF's
+    thumbnails, a JPEG's MPF previews (which most cameras write) and HDR gain maps (which
+    phones write), where only a stereo pair or panorama's multi-frame images count.
+    Moves ``im`` off its first frame (read everything else about the file first)."""
+    n = max(1, getattr(im, "n_frames", 1))
+    if im.format == "MPO":
+        kinds = [e.get("Attribute", {}).get("MPType", "") for e in (getattr(im, "mpinfo", None) or {}).get(0xB002, [])]
+        return max(1, sum(k.startswith("Multi-Frame") for k in kinds))
+    if im.format == "TIFF" and n > 1:
+        pages = 0
+        for i in range(n):
+            im.seek(i)
+            pages += not im.tag_v2.get(254, 0) & TIFF_NOT_A_PAGE
+        return max(1, pages)
+    return n
+
+
 def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, int], bool, int]:
     """Format, size, whether there is alpha and the number of frames, from the header only;
     verify PNG chunks and JPEG completeness."""
@@ -223,8 +248,8 @@ def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, in
             im = _open(data)
             fmt, (w, h) = im.format or "?", im.size
             alpha = "A" in im.mode or "transparency" in im.info
-            frames = getattr(im, "n_frames", 1)
             raw = fmt == "TIFF" and DNG_VERSION in getattr(im, "tag_v2", {})
+            frames = _frames(im)
     except UnidentifiedImageError:
         return "?", (0, 0), False, 1  # Pillow cannot parse it (e.g. float RGB TIFF): OpenCV may
     except (OSError, ValueError, SyntaxError) as e:
@@ -280,7 +305,7 @@ def photo_metadata(source: bytes | str | os.PathLike) -> Metadata:
             if ORIENTATION in exif:
                 exif[ORIENTATION] = 1
             record = exif.tobytes().removeprefix(b"Exif\x00\x00") if exif else b""
-            return Metadata(im.info.get("icc_profile") or None, record or None, max(1, getattr(im, "n_frames", 1)))
+            return Metadata(im.info.get("icc_profile") or None, record or None, _frames(im))
     except Exception:  # noqa: BLE001 - Pillow raises many types for odd files
         return Metadata()
 

@@ -65,6 +65,40 @@ def test_only_the_first_frame_is_read_and_the_reader_says_so(tmp_path, astronaut
     assert photo_metadata(still.read_bytes()).frames == 1 and photo_metadata(b"not an image").frames == 1
 
 
+def test_previews_thumbnails_and_gain_maps_are_not_frames(tmp_path, astronaut):
+    """What files carry beside the photo is not a second frame: a camera JPEG's MPF preview (or
+    a phone's HDR gain map) and a TIFF's thumbnail page read silently; a stereo pair (MPO of
+    two multi-frame images) is two frames."""
+    import struct
+
+    import tifffile
+
+    rgb = astronaut[::2, ::2]
+    camera = tmp_path / "DSC_0001.JPG"
+    Image.fromarray(rgb).save(camera, format="MPO", save_all=True, append_images=[Image.fromarray(rgb[::4, ::4])])
+    with Image.open(camera) as im:
+        entries = [(e["Size"], e["DataOffset"]) for e in im.mpinfo[0xB002]]
+    assert len(entries) == 2  # Pillow marks the second image "Undefined", as a gain map is
+    data = camera.read_bytes()
+    stereo = tmp_path / "stereo.mpo"  # the same file with both images marked as a stereo pair
+    for kind, (size, offset) in zip((0x030000, 0x000000), entries):
+        packed = struct.pack("<LLLHH", kind, size, offset, 0, 0)
+        assert data.count(packed) == 1
+        data = data.replace(packed, struct.pack("<LLLHH", 0x020002, size, offset, 0, 0))
+    stereo.write_bytes(data)
+    scan = tmp_path / "scan.tif"
+    with tifffile.TiffWriter(scan) as tif:
+        tif.write(rgb, photometric="rgb")
+        tif.write(rgb[::8, ::8], photometric="rgb", subfiletype=1)  # a reduced-resolution thumbnail
+    for path, frames in ((camera, 1), (scan, 1), (stereo, 2)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            img = read_image(path)
+        assert [str(w.message) for w in caught] == ([f"{path}: 2 frames (or pages); only the first is read"]
+                                                    if frames == 2 else []), path.name
+        assert img.shape == rgb.shape and photo_metadata(path).frames == frames, path.name
+
+
 def _phone_jpeg(path, rgb: np.ndarray) -> bytes:
     """A JPEG as a phone writes one: a colour profile, and EXIF with camera, date and "turn 90°"."""
     from PIL import ImageCms
