@@ -337,8 +337,11 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
     buf = np.frombuffer(data, np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     decoded_alpha = img is not None and img.ndim == 3 and img.shape[2] in (2, 4)
+    if decoded_alpha and fmt != "?" and not alpha:  # a fourth channel that is not alpha: a CMYK TIFF's K
+        decoded_alpha = False
     if img is not None and not decoded_alpha:
-        # No alpha: decode again with flags that apply the EXIF orientation, keeping depth.
+        # No alpha: decode again with flags that apply the EXIF orientation and turn CMYK into
+        # RGB, keeping depth.
         oriented = cv2.imdecode(buf, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
         img = oriented if oriented is not None else img
     if img is None and fmt == "?":

@@ -99,6 +99,18 @@ def test_previews_thumbnails_and_gain_maps_are_not_frames(tmp_path, astronaut):
         assert img.shape == rgb.shape and photo_metadata(path).frames == frames, path.name
 
 
+@pytest.mark.parametrize("suffix", [".tif", ".jpg"])
+def test_cmyk_files_read_as_rgb(tmp_path, astronaut, suffix):
+    """A CMYK file from a print workflow reads as the RGB Pillow converts it to, not as four
+    channels with black taken for alpha."""
+    path = tmp_path / f"print{suffix}"
+    Image.fromarray(astronaut[:80, :120]).convert("CMYK").save(path, quality=95)
+    with Image.open(path) as im:
+        expected = np.asarray(im.convert("RGB")).astype(int)
+    img = read_image(path)
+    assert img.shape == (80, 120, 3) and np.abs(img - expected).mean() < 1.5
+
+
 def _phone_jpeg(path, rgb: np.ndarray) -> bytes:
     """A JPEG as a phone writes one: a colour profile, and EXIF with camera, date and "turn 90°"."""
     from PIL import ImageCms
