@@ -211,6 +211,12 @@ def _open(data: bytes) -> Image.Image:
 TIFF_NOT_A_PAGE = 0b101
 
 
+def _has_alpha(im: Image.Image) -> bool:
+    """Whether an opened image has alpha: a mode ending in A (RGBA, LA, PA; not LAB, whose A is
+    a colour) or a transparent palette entry or colour."""
+    return im.mode.endswith(("A", "a")) or "transparency" in im.info
+
+
 def _frames(im: Image.Image) -> int:
     """The frames or pages a person sees in an opened file: an animated GIF's or WebP's
     frames, a TIFF's pages, but not the images a file carries beside its photo: a TIFF's
@@ -247,7 +253,7 @@ def _header(data: bytes, name: str, max_pixels: int) -> tuple[str, tuple[int, in
             warnings.simplefilter("ignore")  # bomb and corrupt-EXIF warnings: we raise our own errors
             im = _open(data)
             fmt, (w, h) = im.format or "?", im.size
-            alpha = "A" in im.mode or "transparency" in im.info
+            alpha = _has_alpha(im)
             raw = fmt == "TIFF" and DNG_VERSION in getattr(im, "tag_v2", {})
             frames = _frames(im)
     except UnidentifiedImageError:
@@ -384,7 +390,7 @@ def _decode_upright_with_pillow(data: bytes, name: str) -> np.ndarray:
             im = ImageOps.exif_transpose(_open(data))
             if im.mode in ("L", "I;16"):
                 return np.asarray(im.convert("L"))
-            mode = "RGBA" if "A" in im.mode else "RGB"
+            mode = "RGBA" if _has_alpha(im) else "RGB"
             return cv2.cvtColor(np.asarray(im.convert(mode)), cv2.COLOR_RGBA2BGRA if mode == "RGBA" else cv2.COLOR_RGB2BGR)
     except Exception as e:  # noqa: BLE001 - Pillow and its plugins raise many types for corrupt data
         raise ImageReadError(f"{name}: corrupt or truncated image ({e})") from None
@@ -396,7 +402,7 @@ def _decode_with_pillow(data: bytes, name: str) -> np.ndarray:
     try:
         im = Image.open(io.BytesIO(data))
         im.seek(0)
-        mode = "RGBA" if "A" in im.mode or "transparency" in im.info else "RGB"
+        mode = "RGBA" if _has_alpha(im) else "RGB"
         return cv2.cvtColor(np.asarray(im.convert(mode)),
                             cv2.COLOR_RGBA2BGRA if mode == "RGBA" else cv2.COLOR_RGB2BGR)
     except Exception as e:  # noqa: BLE001

@@ -102,13 +102,16 @@ def test_previews_thumbnails_and_gain_maps_are_not_frames(tmp_path, astronaut):
 @pytest.mark.parametrize("suffix", [".tif", ".jpg"])
 def test_cmyk_files_read_as_rgb(tmp_path, astronaut, suffix):
     """A CMYK file from a print workflow reads as the RGB Pillow converts it to, not as four
-    channels with black taken for alpha."""
+    channels with black taken for alpha; a CIELAB TIFF as three colour channels."""
     path = tmp_path / f"print{suffix}"
     Image.fromarray(astronaut[:80, :120]).convert("CMYK").save(path, quality=95)
     with Image.open(path) as im:
         expected = np.asarray(im.convert("RGB")).astype(int)
     img = read_image(path)
     assert img.shape == (80, 120, 3) and np.abs(img - expected).mean() < 1.5
+    lab = tmp_path / "lab.tif"  # CIELAB's "A" is a colour, not alpha
+    Image.fromarray(astronaut[:80, :120]).convert("LAB").save(lab)
+    assert read_image(lab).shape == (80, 120, 3) and np.abs(read_image(lab) - astronaut[:80, :120].astype(int)).mean() < 12
 
 
 def _phone_jpeg(path, rgb: np.ndarray) -> bytes:
