@@ -380,16 +380,16 @@ def _finish(img: np.ndarray, name: str, frames: int) -> np.ndarray:
 
 def _decode_upright_with_pillow(data: bytes, name: str) -> np.ndarray:
     """A HEIF or AVIF photo in OpenCV's layout, turned by its EXIF orientation as OpenCV turns a
-    JPEG (pillow-heif applies HEIF's own rotation and resets the tag); grey stays grey. Pillow
-    gives 8 bits a sample of these (a 10-bit HEIC is scaled down)."""
+    JPEG (pillow-heif applies HEIF's own rotation and resets the tag); grey stays grey. Colour
+    comes in 8 bits a sample (Pillow and pillow-heif scale a 10-bit photo down)."""
     from PIL import ImageOps
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             im = ImageOps.exif_transpose(_open(data))
-            if im.mode in ("L", "I;16"):
-                return np.asarray(im.convert("L"))
+            if im.mode in ("L", "I;16"):  # grey, 8 or 16 bits as stored
+                return np.asarray(im).astype(np.uint8 if im.mode == "L" else np.uint16)
             mode = "RGBA" if _has_alpha(im) else "RGB"
             return cv2.cvtColor(np.asarray(im.convert(mode)), cv2.COLOR_RGBA2BGRA if mode == "RGBA" else cv2.COLOR_RGB2BGR)
     except Exception as e:  # noqa: BLE001 - Pillow and its plugins raise many types for corrupt data

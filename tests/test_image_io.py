@@ -257,6 +257,12 @@ def test_phone_formats_read_upright_with_their_profile_and_exif(tmp_path, astron
     grey = tmp_path / f"grey{suffix}"
     Image.fromarray(astronaut[:64, :80, 1]).save(grey, quality=95)
     assert read_image(grey).shape == (64, 80)
+    if suffix == ".heic":  # a 16-bit grey photo, stored in 10 bits: read as 16-bit, not clipped to 8
+        deep = astronaut[:64, :80, 1].astype(np.uint16) * 257
+        Image.fromarray(deep).save(tmp_path / "deep.heic", quality=-1)
+        back = read_image(tmp_path / "deep.heic")
+        assert back.dtype == np.uint16 and np.abs(back.astype(int) - deep).mean() < 257
+        (tmp_path / "deep.heic").unlink()
     from cleanvision.image_io import list_images
 
     assert list_images([tmp_path]) == sorted([path, grey, png])
